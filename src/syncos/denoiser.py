@@ -17,6 +17,7 @@ import torch
 from syncos.backends.base import Backend
 from syncos.schedules import to_x0_eps
 
+
 @dataclass
 class Counter:
     """Network evaluations (one chunk through the network once; CFG counts two) and seconds, per stage."""
@@ -52,7 +53,7 @@ class Denoiser:
         return self.guidance_scale != 1.0
 
     def _forward(self, x: torch.Tensor, t: torch.Tensor, prompts: list[str]) -> torch.Tensor:
-        """Guided raw output for one micro-batch (the conversion to x0/eps is affine, so guiding here is exact)."""
+        """Guided raw output of one micro-batch (guiding here is exact: the conversions are affine)."""
         b = self.backend
         if self.cfg:
             cond = b.encode(list(prompts) + [self.negative_prompt] * len(prompts))
@@ -76,12 +77,11 @@ class Denoiser:
         n = len(x)
         if len(prompts) != n:
             raise ValueError(f"{len(prompts)} prompts for {n} chunks")
-        tt = torch.as_tensor(t, dtype=torch.float32, device=x.device).expand(n) if torch.as_tensor(t).dim() == 0 else torch.as_tensor(t, dtype=torch.float32, device=x.device)
-        outs = [
-            self._forward(x[i : i + self.micro_batch], tt[i : i + self.micro_batch], list(prompts[i : i + self.micro_batch]))
-            for i in range(0, n, self.micro_batch)
-        ]
-        out = torch.cat(outs)
+        tt = torch.as_tensor(t, dtype=torch.float32, device=x.device).expand(n)
+        m = self.micro_batch
+        out = torch.cat(
+            [self._forward(x[i : i + m], tt[i : i + m], list(prompts[i : i + m])) for i in range(0, n, m)]
+        )
         a = torch.as_tensor(alpha, dtype=torch.float32, device=x.device)
         s = torch.as_tensor(sigma, dtype=torch.float32, device=x.device)
         return to_x0_eps(out, x, a, s, self.backend.prediction)

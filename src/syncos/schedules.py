@@ -83,7 +83,8 @@ class VPSchedule:
             betas = torch.tensor([min(1 - f[i + 1] / f[i], 0.999) for i in range(T)], dtype=torch.float64)
         else:
             raise ValueError(
-                f"beta_schedule {beta_schedule!r} is not supported; use scaled_linear, linear or squaredcos_cap_v2"
+                f"beta_schedule {beta_schedule!r} is not supported; "
+                "use scaled_linear, linear or squaredcos_cap_v2"
             )
         abar = torch.cumprod(1.0 - betas, dim=0)
         if snr_shift_scale != 1.0:
@@ -153,8 +154,10 @@ class FlowSchedule:
     def sigmas(self, steps: int) -> torch.Tensor:
         T = self.num_train_timesteps
         _check_steps(steps, T)
-        s = torch.linspace(1.0, 1.0 / T, steps, dtype=torch.float64)
-        return self.shift * s / (1 + (self.shift - 1) * s)
+        # As diffusers' FlowMatchEulerDiscreteScheduler: the grid ends at the *shifted* smallest
+        # training sigma and is then shifted once more.
+        warp = lambda s: self.shift * s / (1 + (self.shift - 1) * s)  # noqa: E731
+        return warp(torch.linspace(1.0, float(warp(torch.tensor(1.0 / T))), steps, dtype=torch.float64))
 
     def grid(self, steps: int) -> Grid:
         return self.grid_from_sigmas(self.sigmas(steps))

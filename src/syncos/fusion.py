@@ -1,0 +1,46 @@
+"""Chunks of a long latent along its frame axis: crop them out, and average them back in."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+def _frame_index(starts: Sequence[int], length: int, device: torch.device) -> torch.Tensor:
+    s = torch.as_tensor(list(starts), dtype=torch.long, device=device)
+    return s[:, None] + torch.arange(length, device=device)[None, :]
+
+
+def crop(x: torch.Tensor, starts: Sequence[int], length: int, axis: int) -> torch.Tensor:
+    """Stack the chunks [s, s + length) of an unbatched latent along a new leading axis."""
+    idx = _frame_index(starts, length, x.device)  # (n, L)
+    chunks = x.movedim(axis, 0)[idx]  # (n, L, *rest)
+    return chunks.movedim(1, axis + 1)
+
+
+def fuse(
+    chunks: torch.Tensor,
+    starts: Sequence[int],
+    frames: int,
+    axis: int,
+    window: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Overlap-average of chunks (n, *chunk_shape) into one latent of ``frames`` frames.
+
+    ``window`` (length L) weights each chunk position; uniform by default, as in the paper.
+    Frames no chunk covers come out as zeros (a partial minibatch leaves them untouched).
+    """
+    n, length = chunks.shape[0], chunks.shape[axis + 1]
+    idx = _frame_index(starts, length, chunks.device).reshape(-1)
+    per_frame = chunks.movedim(axis + 1, 1)  # (n, L, *rest)
+    rest = per_frame.shape[2:]
+    w = torch.ones(length, dtype=chunks.dtype, device=chunks.device) if window is None else window.to(chunks)
+    w = w.repeat(n)  # (n * L,)
+    flat = per_frame.reshape(n * length, -1) * w[:, None]
+    total = torch.zeros(frames, flat.shape[1], dtype=chunks.dtype, device=chunks.device).index_add_(
+        0, idx, flat
+    )
+    count = torch.zeros(frames, dtype=chunks.dtype, device=chunks.device).index_add_(0, idx, w)
+    out = total / count.clamp_min(torch.finfo(chunks.dtype).tiny)[:, None]
+    return out.reshape(frames, *rest).movedim(0, axis)

@@ -1,0 +1,111 @@
+"""What every sampler shares: options, the result, noise, progress, and stage 1 (co-denoising)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+
+from syncos.backends.base import Backend
+from syncos.denoiser import Counter, Denoiser
+from syncos.fusion import crop, fuse
+from syncos.timeline import Plan
+
+
+class Cancelled(Exception):
+    """Raised when the progress callback asks to stop."""
+
+
+@dataclass(frozen=True)
+class SamplerOptions:
+    """Options every sampler takes (the paper's CogVideoX settings by default)."""
+
+    steps: int = 50
+    guidance_scale: float = 6.0
+    negative_prompt: str = ""
+    micro_batch: int = 4  # chunks per forward call (cond and uncond are stacked on top)
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the progress callback sees after each denoising step."""
+
+    index: int
+    total: int
+    timestep: float
+    x0: torch.Tensor  # the fused clean estimate of this step (unbatched long latent)
+
+
+Callback = Callable[[Step], "bool | None"]
+
+
+@dataclass
+class SampleResult:
+    latent: torch.Tensor
+    plan: Plan
+    nfe: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class Run:
+    """The per-call context of a sampler: denoiser, generator, counters, timing and progress."""
+
+    def __init__(
+        self, backend: Backend, plan: Plan, options: SamplerOptions, seed: int, callback: Callback | None
+    ):
+        self.backend, self.plan, self.options, self.callback = backend, plan, options, callback
+        self.counter = Counter()
+        self.denoiser = Denoiser(
+            backend, options.guidance_scale, options.negative_prompt, options.micro_batch, self.counter
+        )
+        # One CPU generator, drawn in a fixed order: results do not depend on batching or device.
+        self.generator = torch.Generator("cpu").manual_seed(int(seed))
+        self.grid = backend.schedule.grid(options.steps)
+        self.axis = backend.frame_axis
+        self.shape = tuple(backend.latent_shape(plan.latent_frames))
+
+    def randn(self, shape: tuple[int, ...] | None = None) -> torch.Tensor:
+        noise = torch.randn(shape or self.shape, generator=self.generator, dtype=torch.float32)
+        return noise.to(self.backend.device)
+
+    @contextmanager
+    def stage(self, name: str):
+        self.denoiser.stage = name
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.counter.add(name, seconds=time.perf_counter() - start)
+
+    def coefficients(self, k: int) -> tuple[float, float, float, float, float]:
+        g = self.grid
+        return (
+            float(g.timesteps[k]),
+            float(g.alpha[k]),
+            float(g.sigma[k]),
+            float(g.alpha_next[k]),
+            float(g.sigma_next[k]),
+        )
+
+    def report(self, k: int, t: float, x0: torch.Tensor) -> None:
+        if self.callback is not None and self.callback(Step(k, len(self.grid), t, x0)) is False:
+            raise Cancelled(f"cancelled after step {k + 1} of {len(self.grid)}")
+
+    def result(self, latent: torch.Tensor, plan: Plan | None = None) -> SampleResult:
+        return SampleResult(latent, plan or self.plan, dict(self.counter.nfe), dict(self.counter.seconds))
+
+
+def codenoise_step(
+    run: Run, x: torch.Tensor, t: float, alpha: float, sigma: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stage 1: denoise every chunk under its own prompt and overlap-average (x0, eps)."""
+    plan, L = run.plan, run.plan.chunk_length
+    with run.stage("stage1"):
+        x0, eps = run.denoiser(crop(x, plan.starts, L, run.axis), t, alpha, sigma, plan.chunk_prompts)
+        return (
+            fuse(x0, plan.starts, plan.latent_frames, run.axis),
+            fuse(eps, plan.starts, plan.latent_frames, run.axis),
+        )

@@ -1,0 +1,24 @@
+"""The floor: non-overlapping tiles, each denoised alone under its event's prompt."""
+
+from __future__ import annotations
+
+from syncos.backends.base import Backend
+from syncos.fusion import crop, fuse
+from syncos.samplers.common import Callback, Run, SampleResult, SamplerOptions
+from syncos.timeline import Plan
+
+
+def sample_independent(
+    backend: Backend, plan: Plan, options: SamplerOptions, seed: int, callback: Callback | None = None
+) -> SampleResult:
+    plan = plan.with_stride(plan.chunk_length)  # tiles; the last is aligned to the end
+    run = Run(backend, plan, options, seed, callback)
+    L, F, axis = plan.chunk_length, plan.latent_frames, run.axis
+    chunks = crop(run.randn(), plan.starts, L, axis)  # each tile keeps its own trajectory
+    for k in range(len(run.grid)):
+        t, a, s, a_next, s_next = run.coefficients(k)
+        with run.stage("stage1"):
+            x0, eps = run.denoiser(chunks, t, a, s, plan.chunk_prompts)
+            chunks = a_next * x0 + s_next * eps
+        run.report(k, t, fuse(x0, plan.starts, F, axis))
+    return run.result(fuse(chunks, plan.starts, F, axis))

@@ -1,0 +1,126 @@
+"""From a scenario's events to the sampler's plan: latent frames, chunk windows, a prompt per chunk."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from syncos.errors import UserError
+
+PROMPT_MODES = ("structured", "local-only")
+
+
+class EventLike(Protocol):
+    prompt: str
+    frames: int | None
+    seconds: float | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    latent_frames: int
+    video_frames: int
+    chunk_length: int
+    stride: int
+    starts: tuple[int, ...]  # first latent frame of each chunk
+    chunk_events: tuple[int, ...]  # event index of each chunk
+    event_spans: tuple[tuple[int, int], ...]  # [start, end) in latent frames
+    video_spans: tuple[tuple[int, int], ...]  # [start, end) in output video frames
+    prompts: tuple[str, ...]  # conditioning text of each event
+
+    @property
+    def chunk_prompts(self) -> list[str]:
+        return [self.prompts[e] for e in self.chunk_events]
+
+    @property
+    def num_chunks(self) -> int:
+        return len(self.starts)
+
+    def with_stride(self, stride: int) -> Plan:
+        """The same timeline cut into chunks with another stride (``independent`` uses tiles)."""
+        starts = chunk_starts(self.latent_frames, self.chunk_length, stride)
+        events = assign_events(starts, self.chunk_length, self.event_spans)
+        return replace(self, stride=stride, starts=starts, chunk_events=events)
+
+
+def combine_prompts(global_prompt: str, local_prompt: str, mode: str = "structured") -> str:
+    """The text a chunk is conditioned on; the paper concatenates the global and local prompts."""
+    if mode == "local-only" or not global_prompt.strip():
+        return local_prompt.strip()
+    if mode != "structured":
+        raise UserError(f"prompt_mode {mode!r} is not allowed; use one of {', '.join(PROMPT_MODES)}")
+    g = global_prompt.strip().rstrip(".")
+    return f"{g}. {local_prompt.strip()}" if local_prompt.strip() else g
+
+
+def chunk_starts(frames: int, length: int, stride: int) -> tuple[int, ...]:
+    """Windows [s, s + length) every ``stride`` frames; the last one is aligned to the end."""
+    if stride < 1 or stride > length:
+        raise UserError(f"stride must be in [1, {length}] (the chunk length), got {stride}")
+    if frames < length:
+        raise UserError(
+            f"the video is shorter than one chunk: {frames} latent frames < chunk length {length}; "
+            "make the events longer"
+        )
+    starts = list(range(0, frames - length + 1, stride))
+    if starts[-1] + length < frames:
+        starts.append(frames - length)
+    return tuple(starts)
+
+
+def assign_events(starts: Sequence[int], length: int, spans: Sequence[tuple[int, int]]) -> tuple[int, ...]:
+    """Each chunk takes the event covering most of its frames; ties go to the earlier event."""
+    out = []
+    for s in starts:
+        cover = [max(0, min(s + length, b) - max(s, a)) for a, b in spans]
+        out.append(max(range(len(spans)), key=lambda i: (cover[i], -i)))
+    return tuple(out)
+
+
+def event_frames(event: EventLike, fps: float) -> int:
+    if event.frames is not None:
+        return int(event.frames)
+    assert event.seconds is not None
+    return max(1, round(event.seconds * fps))
+
+
+def plan_timeline(
+    global_prompt: str,
+    events: Sequence[EventLike],
+    *,
+    chunk_length: int,
+    stride: int,
+    fps: float,
+    latent_frames: Callable[[int], int],
+    video_frames: Callable[[int], int],
+    prompt_mode: str = "structured",
+) -> Plan:
+    if not events:
+        raise UserError("events: at least one event is needed")
+    lengths = [event_frames(e, fps) for e in events]
+    for i, n in enumerate(lengths):
+        if n < 1:
+            raise UserError(f"events[{i}]: span must be positive, got {n} frames")
+    total_video = sum(lengths)
+    F = latent_frames(total_video)
+    V = video_frames(F)
+    bounds = [0]
+    for n in lengths:
+        bounds.append(bounds[-1] + n)
+    lat = [round(b * F / total_video) for b in bounds]
+    vid = [round(b * V / total_video) for b in bounds]
+    spans = tuple(zip(lat[:-1], lat[1:], strict=True))
+    starts = chunk_starts(F, chunk_length, stride)
+    prompts = tuple(combine_prompts(global_prompt, e.prompt, prompt_mode) for e in events)
+    return Plan(
+        latent_frames=F,
+        video_frames=V,
+        chunk_length=chunk_length,
+        stride=stride,
+        starts=starts,
+        chunk_events=assign_events(starts, chunk_length, spans),
+        event_spans=spans,
+        video_spans=tuple(zip(vid[:-1], vid[1:], strict=True)),
+        prompts=prompts,
+    )

@@ -1,0 +1,88 @@
+from dataclasses import dataclass
+
+import pytest
+
+from syncos.errors import UserError
+from syncos.timeline import assign_events, chunk_starts, combine_prompts, plan_timeline
+
+
+@dataclass
+class Ev:
+    prompt: str
+    frames: int | None = None
+    seconds: float | None = None
+
+
+def test_chunk_starts_cover_every_frame():
+    for frames in range(6, 40):
+        for length in (6, 13):
+            if frames < length:
+                continue
+            for stride in range(1, length + 1):
+                s = chunk_starts(frames, length, stride)
+                covered = {f for a in s for f in range(a, a + length)}
+                assert covered == set(range(frames))
+                assert s[0] == 0 and s[-1] == frames - length
+                assert list(s) == sorted(set(s))
+
+
+def test_chunk_starts_errors():
+    with pytest.raises(UserError, match="shorter than one chunk"):
+        chunk_starts(5, 6, 2)
+    with pytest.raises(UserError, match="stride"):
+        chunk_starts(20, 6, 0)
+    with pytest.raises(UserError, match="stride"):
+        chunk_starts(20, 6, 7)
+
+
+def test_majority_assignment_and_ties():
+    spans = [(0, 10), (10, 20)]
+    assert assign_events([0, 4, 7, 14], 6, spans) == (0, 0, 0, 1)  # start 7: 3 vs 3 -> earlier
+    assert assign_events([8], 6, spans) == (1,)
+
+
+def test_plan_seconds_and_prompts():
+    p = plan_timeline(
+        "a red ball on grass.",
+        [Ev("moves left", seconds=2.0), Ev("jumps", frames=10)],
+        chunk_length=6,
+        stride=2,
+        fps=8,
+        latent_frames=lambda v: v,
+        video_frames=lambda f: f,
+    )
+    assert p.latent_frames == 26 and p.event_spans == ((0, 16), (16, 26))
+    assert p.prompts == ("a red ball on grass. moves left", "a red ball on grass. jumps")
+    assert p.chunk_prompts[0].endswith("moves left") and p.chunk_prompts[-1].endswith("jumps")
+    assert p.with_stride(6).starts == (0, 6, 12, 18, 20)
+
+
+def test_causal_vae_mapping():
+    p = plan_timeline(
+        "g",
+        [Ev("a", frames=49), Ev("b", frames=48)],
+        chunk_length=13,
+        stride=4,
+        fps=8,
+        latent_frames=lambda v: 1 + (v - 1 + 3) // 4,
+        video_frames=lambda f: 1 + 4 * (f - 1),
+    )
+    assert p.latent_frames == 25 and p.video_frames == 97
+    assert p.event_spans[0][1] in (12, 13)
+
+
+def test_plan_errors():
+    kw = dict(chunk_length=6, stride=2, fps=8, latent_frames=lambda v: v, video_frames=lambda f: f)
+    with pytest.raises(UserError, match="at least one event"):
+        plan_timeline("g", [], **kw)
+    with pytest.raises(UserError, match=r"events\[1\]"):
+        plan_timeline("g", [Ev("a", frames=8), Ev("b", frames=0)], **kw)
+    with pytest.raises(UserError, match="shorter than one chunk"):
+        plan_timeline("g", [Ev("a", frames=3)], **kw)
+
+
+def test_combine_prompts():
+    assert combine_prompts("", "jumps") == "jumps"
+    assert combine_prompts("a ball", "jumps", "local-only") == "jumps"
+    with pytest.raises(UserError, match="prompt_mode"):
+        combine_prompts("a", "b", "both")
