@@ -86,3 +86,9 @@ def test_combine_prompts():
     assert combine_prompts("a ball", "jumps", "local-only") == "jumps"
     with pytest.raises(UserError, match="prompt_mode"):
         combine_prompts("a", "b", "both")
+
+
+def test_event_too_short_for_any_chunk():
+    kw = dict(chunk_length=6, stride=2, fps=8, latent_frames=lambda v: v, video_frames=lambda f: f)
+    with pytest.raises(UserError, match=r"events\[1\].*too short"):
+        plan_timeline("g", [Ev("a", frames=12), Ev("b", frames=2), Ev("c", frames=12)], **kw)

@@ -112,6 +112,13 @@ def plan_timeline(
     vid = [round(b * V / total_video) for b in bounds]
     spans = tuple(zip(lat[:-1], lat[1:], strict=True))
     starts = chunk_starts(F, chunk_length, stride)
+    chunk_events = assign_events(starts, chunk_length, spans)
+    for i, (a, b) in enumerate(spans):
+        if i not in chunk_events:  # it would silently never happen
+            raise UserError(
+                f"events[{i}]: {b - a} latent frames is too short for any chunk of {chunk_length} to "
+                f"show it (stride {stride}); make it longer or lower the stride"
+            )
     prompts = tuple(combine_prompts(global_prompt, e.prompt, prompt_mode) for e in events)
     return Plan(
         latent_frames=F,
@@ -119,7 +126,7 @@ def plan_timeline(
         chunk_length=chunk_length,
         stride=stride,
         starts=starts,
-        chunk_events=assign_events(starts, chunk_length, spans),
+        chunk_events=chunk_events,
         event_spans=spans,
         video_spans=tuple(zip(vid[:-1], vid[1:], strict=True)),
         prompts=prompts,

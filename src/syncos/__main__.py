@@ -1,0 +1,3 @@
+from syncos.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,157 @@
+"""The ``syncos`` command line: argument parsing, progress and exit codes, nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from syncos.errors import UserError
+
+EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, as for every other user mistake
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="syncos", description="Long multi-event videos with Synchronized Coupled Sampling.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    g = sub.add_parser("generate", help="sample a scenario and write OUTDIR/video.mp4 and run.json")
+    g.add_argument("scenario", help="scenario file (YAML or JSON)")
+    g.add_argument("-o", "--output", required=True, help="output folder")
+    g.add_argument("--method", help="sampler: independent, codenoise or syncos")
+    g.add_argument("--model", help="'toyworld', a diffusers model id or a local diffusers folder")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--steps", type=int)
+    g.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario key, e.g. --set sampler.lr=0.3 --set height=480",
+    )
+    g.add_argument("--gif", action="store_true", help="also write video.gif")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    m = sub.add_parser("metrics", help="print the toyworld metrics of a video")
+    m.add_argument("video")
+    m.add_argument("--scenario", required=True, help="the scenario the video was made from")
+    m.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    sub.add_parser("vocab", help="list the words toyworld understands")
+    return p
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    out = []
+    for key, value in (
+        ("sampler.method", args.method),
+        ("model", args.model),
+        ("seed", args.seed),
+        ("sampler.steps", args.steps),
+    ):
+        if value is not None:
+            out.append(f"{key}={value}")
+    return out + list(args.set)
+
+
+class _Progress:
+    """A tqdm bar on a terminal; silent otherwise."""
+
+    def __init__(self, enabled: bool, label: str):
+        self.bar = None
+        self.enabled, self.label = enabled, label
+
+    def __call__(self, step) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=step.total, desc=self.label, unit="step", file=sys.stderr, leave=False)
+        self.bar.update(1)
+        self.bar.set_postfix(t=f"{step.timestep:.0f}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from syncos.api import generate, save
+    from syncos.io import prepare_outdir
+    from syncos.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario, _overrides(args))
+    out = prepare_outdir(args.output)  # fail before the long work, not after
+    progress = _Progress(sys.stderr.isatty() and not args.quiet, scenario.method)
+    start = time.perf_counter()
+    try:
+        gen = generate(scenario, callback=progress)
+    finally:
+        progress.close()
+    record = save(gen, out, gif=args.gif, wall_seconds=time.perf_counter() - start)
+    if not args.quiet:
+        summary = f"wrote {out / 'video.mp4'} ({record['frames']} frames, {record['seconds']['total']:.1f} s)"
+        if record.get("metrics"):
+            summary += "; " + ", ".join(f"{k} {v:.3f}" for k, v in record["metrics"].items())
+        print(summary)
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from syncos.api import make_plan
+    from syncos.backends import load_backend
+    from syncos.io import read_video
+    from syncos.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    backend = load_backend(scenario.model, **scenario.model_settings())
+    evaluate = getattr(backend, "evaluate", None)
+    if evaluate is None:
+        raise UserError(
+            f"model {scenario.model!r} has no built-in metrics; only toyworld videos can be scored"
+        )
+    frames, _ = read_video(args.video)
+    plan = make_plan(scenario, backend)
+    if len(frames) != plan.video_frames:
+        raise UserError(f"video has {len(frames)} frames but the scenario makes {plan.video_frames}")
+    events = [(a, b, e.prompt) for (a, b), e in zip(plan.video_spans, scenario.events, strict=True)]
+    metrics = evaluate(frames, scenario.global_prompt, events)
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        width = max(map(len, metrics))
+        for k, v in metrics.items():
+            print(f"{k:<{width}}  {v:.4f}")
+    return 0
+
+
+def cmd_vocab(args: argparse.Namespace) -> int:
+    from syncos.backends.toyworld import vocabulary
+
+    for category, words in vocabulary().items():
+        print(f"{category}: {', '.join(words)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = {"generate": cmd_generate, "metrics": cmd_metrics, "vocab": cmd_vocab}[args.command]
+    try:
+        return command(args)
+    except UserError as e:
+        print(f"syncos: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("syncos: interrupted; no partial output was left", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Outputs: streamed MP4 (and GIF) writing, atomic files, run.json, and reading a video back."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from syncos.errors import UserError
+
+
+def prepare_outdir(path: str | Path) -> Path:
+    """Create the output folder and check that it can be written to."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".syncos-check-"):
+            pass
+    except OSError as e:
+        raise UserError(f"output folder {str(out)!r} cannot be written: {e.strerror or e}") from None
+    return out
+
+
+@contextlib.contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """A temporary path beside ``final``, renamed onto it on success and removed on any failure."""
+    tmp = final.with_name(f".{final.stem}.partial{final.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_json(data: Any, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def write_video(
+    frames: Iterable[np.ndarray],
+    path: Path,
+    fps: float,
+    gif: Path | None = None,
+    tap: Callable[[np.ndarray], None] | None = None,
+) -> int:
+    """Stream uint8 frames (H, W, 3) into an H.264 MP4 (and optionally a GIF); returns the frame count.
+
+    Frames pass through one at a time, so a long video is never held in memory (a GIF is small by
+    nature and is encoded as it goes, too). Nothing is left at ``path``/``gif`` if anything fails.
+    """
+    import imageio.v2 as imageio
+    import imageio_ffmpeg
+
+    count = 0
+    with contextlib.ExitStack() as stack:
+        mp4_tmp = stack.enter_context(atomic_path(path))
+        gif_writer = None
+        if gif is not None:
+            gif_tmp = stack.enter_context(atomic_path(gif))
+            gif_writer = stack.enter_context(
+                imageio.get_writer(gif_tmp, format="GIF", duration=1000 / fps, loop=0)
+            )
+        writer = None
+        try:
+            for frame in frames:
+                frame = np.ascontiguousarray(frame, dtype=np.uint8)
+                if writer is None:
+                    h, w = frame.shape[:2]
+                    writer = imageio_ffmpeg.write_frames(
+                        str(mp4_tmp),
+                        (w, h),
+                        fps=fps,
+                        codec="libx264",
+                        pix_fmt_out="yuv420p",
+                        macro_block_size=2,
+                        output_params=["-crf", "10"],
+                        ffmpeg_log_level="error",
+                    )
+                    writer.send(None)
+                writer.send(frame)
+                if gif_writer is not None:
+                    gif_writer.append_data(frame)
+                if tap is not None:
+                    tap(frame)
+                count += 1
+        finally:
+            if writer is not None:
+                writer.close()
+        if count == 0:
+            raise UserError("the video has no frames")
+    return count
+
+
+def read_video(path: str | Path) -> tuple[np.ndarray, float]:
+    """All frames (T, H, W, 3) uint8 of a video file and its frame rate."""
+    import imageio_ffmpeg
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"video {str(p)!r} does not exist")
+    try:
+        reader = imageio_ffmpeg.read_frames(str(p))
+        meta = next(reader)
+        w, h = meta["size"]
+        frames = [np.frombuffer(b, dtype=np.uint8).reshape(h, w, 3) for b in reader]
+    except (OSError, RuntimeError, StopIteration) as e:
+        raise UserError(
+            f"video {str(p)!r} cannot be read: {str(e).splitlines()[0] if str(e) else e}"
+        ) from None
+    if not frames:
+        raise UserError(f"video {str(p)!r} has no frames")
+    return np.stack(frames), float(meta.get("fps") or 0.0)
