@@ -1,0 +1,247 @@
+"""Metrics of a toyworld video, computed from its decoded frames only (like VBench on real videos).
+
+Each frame is decoded to attributes by fitting the world's renderer to it (:func:`decode_frames`):
+background (scene, night level, brightness) from the median colour of each region, subject
+(shape, size, centre column, bottom row) by the nearest mask template, hue from the subject's
+median colour, and the distance of the frame to that clean rendering. All scores are in [0, 1],
+higher is better:
+
+- ``subject_consistency``: mean over all frame pairs of [same shape] * exp(-dhue^2 / 2 (15 deg)^2);
+  all pairs, so slow drift between far-apart frames counts (VBench compares with frame 0 too).
+- ``background_consistency``: mean over pairs of [same scene] * exp(-dbright^2 / 2 (0.06)^2),
+  times the fit quality of both backgrounds (as in ``clean``, on the non-subject pixels); the
+  night level is excluded, since "night falls" changes it on purpose.
+- ``smoothness``: mean over consecutive frames of exp(-max(0, jump - 1)), where ``jump`` is the
+  largest attribute change in units of what the world's own motions produce in one frame
+  (3 px position, 5 px height, 2 px size, 6 deg hue, 0.06 brightness, 0.25 night), and a
+  change of shape or scene counts as 2.
+- ``clean``: mean over frames of exp(-max(0, rmse - 0.03) / 0.05): rmse (pixels in [0, 1]) to
+  the nearest clean rendering; ghosted blends, collapsed averages and noise score low.
+- ``global_fidelity``: over the attributes the global prompt pins (shape, colour name, scene,
+  steady lighting), the mean fraction of frames that show them; 1 when it pins nothing.
+- ``local_fidelity``: over events (start_frame, end_frame exclusive, local prompt), whether the
+  span shows the named motion (any of them, if several) and lighting change; mean over events
+  that name one (1 when none does).
+"""
+
+from __future__ import annotations
+
+import colorsys
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import world as W
+
+HUE_TOL, BRIGHT_TOL = 15.0, W.BRIGHT_STEP
+SUBJECT_THRESHOLD = 0.12  # a pixel belongs to the subject if it differs this much from the background fit
+
+
+@dataclass(frozen=True)
+class FrameAttributes:
+    """Per-frame decoded attributes (arrays of length T); -1 / NaN where no subject was found."""
+
+    scene: np.ndarray  # index into world.SCENES
+    night: np.ndarray
+    bright: np.ndarray
+    shape: np.ndarray  # index into world.SHAPES
+    size: np.ndarray
+    x: np.ndarray  # centre column
+    bottom: np.ndarray  # bottom row (exclusive)
+    hue: np.ndarray  # degrees
+    rmse: np.ndarray  # distance to the nearest clean rendering, pixel units
+    bg_rmse: np.ndarray  # distance of the non-subject pixels to the background fit
+
+
+def to_native(frames: np.ndarray) -> np.ndarray:
+    """uint8 (T, H*k, W*k, 3) frames at any integer upscale -> float pixels (T, H, W, 3) by block mean."""
+    frames = np.asarray(frames)
+    T, Hk, Wk, _ = frames.shape
+    k = Hk // W.HEIGHT
+    if Hk != k * W.HEIGHT or Wk != k * W.WIDTH or k < 1:
+        raise ValueError(f"frames must be an integer upscale of {W.HEIGHT}x{W.WIDTH}, got {Hk}x{Wk}")
+    px = frames.astype(np.float64) / 255.0 if frames.dtype == np.uint8 else frames.astype(np.float64)
+    return px.reshape(T, W.HEIGHT, k, W.WIDTH, k, 3).mean((2, 4))
+
+
+def _background_grid() -> tuple[np.ndarray, np.ndarray]:
+    """Every (scene, night, bright) on a fine grid and its region colours: (N, 3), (N, J, 3)."""
+    nights, brights = np.linspace(0, 1, 21), np.linspace(-0.3, 0.3, 61)
+    params, colours = [], []
+    for si, scene in enumerate(W.SCENES):
+        n, b = np.meshgrid(nights, brights, indexing="ij")
+        params.append(np.stack([np.full(n.size, si), n.ravel(), b.ravel()], 1))
+        colours.append(W.background_colours(scene, n.ravel(), b.ravel()))
+    return np.concatenate(params), np.concatenate(colours)
+
+
+_BG = _background_grid()
+
+
+def _hue(rgb: np.ndarray) -> float:
+    return colorsys.rgb_to_hsv(*np.clip(rgb, 0, 1))[0] * 360.0
+
+
+def _hue_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    d = np.abs(a - b) % 360.0
+    return np.minimum(d, 360.0 - d)
+
+
+def decode_frame(px: np.ndarray, region: np.ndarray) -> tuple[float, ...]:
+    """Attributes of one native frame (H, W, 3) in [0, 1]; see :class:`FrameAttributes`."""
+    rows = W.row_regions(W.HEIGHT)
+    observed = np.stack([np.median(px[rows == j].reshape(-1, 3), axis=0) for j in range(len(region))])
+    best = int(((_BG[1] - observed) ** 2).sum((1, 2)).argmin())
+    scene, night, bright = _BG[0][best]
+    bg = _BG[1][best]  # (J, 3)
+    back = np.einsum("jc,jhw->hwc", bg, region)
+    found = np.abs(px - back).max(-1) > SUBJECT_THRESHOLD
+    if not found.any():
+        bg_rmse = float(np.sqrt(((px - back) ** 2).mean()))
+        return scene, night, bright, -1, np.nan, np.nan, np.nan, np.nan, bg_rmse, bg_rmse
+    hue = _hue(np.median(px[found], axis=0))
+    r, c = np.nonzero(found)
+    angle = np.angle(np.exp(2j * np.pi * c / W.WIDTH).mean())
+    x0, b0 = angle / (2 * np.pi) * W.WIDTH % W.WIDTH, r.max() + 1
+    h0 = int(np.clip(r.max() - r.min() + 1, W.MIN_SIZE + 1, W.MAX_SIZE - 1))
+    colour = W.hue_to_rgb(hue)
+    best_fit: tuple = (np.inf, 0, 0, 0.0, 0, None)
+    candidates = itertools.product(
+        range(len(W.SHAPES)), range(h0 - 1, h0 + 2),
+        (x0 - 0.5, x0, x0 + 0.5, x0 + 1.0), (b0, b0 + 1),
+    )
+    for si, size, x, bottom in candidates:
+        mask = W.runs_to_mask(W.subject_runs(W.SHAPES[si], size, x, bottom))
+        clean = back * (1 - mask[..., None]) + colour * mask[..., None]
+        err = float(((px - clean) ** 2).mean())
+        if err < best_fit[0]:
+            best_fit = (err, si, size, x, bottom, mask)
+    err, si, size, x, bottom, mask = best_fit
+    bg_rmse = float(np.sqrt(((px - back)[mask == 0] ** 2).mean()))
+    return scene, night, bright, si, size, x, bottom, hue, float(np.sqrt(err)), bg_rmse
+
+
+def decode_frames(frames: np.ndarray) -> FrameAttributes:
+    """Decode every frame of a video (T, H*k, W*k, 3) to its attributes."""
+    region = W.regions()
+    rows = np.array([decode_frame(px, region) for px in to_native(frames)], dtype=np.float64)
+    cols = rows.T
+    return FrameAttributes(
+        scene=cols[0].astype(int), night=cols[1], bright=cols[2], shape=cols[3].astype(int), size=cols[4],
+        x=cols[5], bottom=cols[6], hue=cols[7], rmse=cols[8], bg_rmse=cols[9],
+    )
+
+
+def similarity_matrices(attrs: FrameAttributes) -> dict[str, np.ndarray]:
+    """(T, T) subject and background similarity of every frame pair (the consistency kernels)."""
+    found = attrs.shape >= 0
+    same_shape = (attrs.shape[:, None] == attrs.shape[None]) & found[:, None] & found[None]
+    dh = np.nan_to_num(_hue_diff(attrs.hue[:, None], attrs.hue[None]), nan=180.0)
+    subject = same_shape * np.exp(-(dh**2) / (2 * HUE_TOL**2))
+    db = attrs.bright[:, None] - attrs.bright[None]
+    fit = np.sqrt(_quality(attrs.bg_rmse))  # a background that fits no scene is no consistent one
+    background = (attrs.scene[:, None] == attrs.scene[None]) * np.exp(-(db**2) / (2 * BRIGHT_TOL**2))
+    background = background * fit[:, None] * fit[None]
+    return {"subject": subject, "background": background}
+
+
+def consistency_by_distance(attrs: FrameAttributes) -> dict[str, np.ndarray]:
+    """Mean subject/background similarity of frame pairs as a function of their distance (index d)."""
+    T = len(attrs.scene)
+    out = {}
+    for key, sim in similarity_matrices(attrs).items():
+        out[key] = np.array([np.diagonal(sim, d).mean() for d in range(T)])
+    return out
+
+
+def _quality(rmse: np.ndarray) -> np.ndarray:
+    """1 up to the noise floor of a clean sample (0.03), then decaying with the distance."""
+    return np.exp(-np.maximum(0.0, rmse - 0.03) / 0.05)
+
+
+def _pair_mean(sim: np.ndarray) -> float:
+    T = len(sim)
+    return float(sim[np.triu_indices(T, 1)].mean()) if T > 1 else float(sim.mean())
+
+
+def _smoothness(a: FrameAttributes) -> float:
+    if len(a.scene) < 2:
+        return 1.0
+    dx = np.abs((np.diff(a.x) + W.WIDTH / 2) % W.WIDTH - W.WIDTH / 2)
+    jumps = np.stack([
+        dx / 3.0, np.abs(np.diff(a.bottom)) / 5.0, np.abs(np.diff(a.size)) / 2.0,
+        _hue_diff(a.hue[1:], a.hue[:-1]) / 6.0, np.abs(np.diff(a.bright)) / W.BRIGHT_STEP,
+        np.abs(np.diff(a.night)) / 0.25, 2.0 * (np.diff(a.shape) != 0), 2.0 * (np.diff(a.scene) != 0),
+    ])
+    jump = np.nan_to_num(jumps, nan=2.0).max(0)
+    return float(np.exp(-np.maximum(0.0, jump - 1.0)).mean())
+
+
+def _nearest_colour(hue: np.ndarray) -> np.ndarray:
+    names = list(W.COLOURS)
+    d = _hue_diff(hue[:, None], np.array([W.COLOURS[n] for n in names])[None])
+    return np.where(np.isnan(hue), -1, d.argmin(1))
+
+
+def _global_fidelity(a: FrameAttributes, prompt: str) -> float:
+    spec, full = W.parse_prompt(prompt), W.PromptSpec()
+    checks = []
+    if spec.shapes != full.shapes:
+        checks.append(np.isin(a.shape, [W.SHAPES.index(s) for s in spec.shapes]))
+    if spec.colours != full.colours:
+        checks.append(np.isin(_nearest_colour(a.hue), [list(W.COLOURS).index(c) for c in spec.colours]))
+    if spec.scenes != full.scenes:
+        checks.append(np.isin(a.scene, [list(W.SCENES).index(s) for s in spec.scenes]))
+    if spec.lightings in (("day",), ("night",)):
+        checks.append((a.night > 0.5) == (spec.lightings == ("night",)))
+    return float(np.mean([c.mean() for c in checks])) if checks else 1.0
+
+
+def _shows(motion: str, a: FrameAttributes, span: slice) -> bool:
+    x, bottom, size = a.x[span], a.bottom[span], a.size[span]
+    if np.isnan(x).any():
+        return False
+    dx = float(np.mean((np.diff(x) + W.WIDTH / 2) % W.WIDTH - W.WIDTH / 2))
+    return {
+        "right": dx > 0.5,
+        "left": dx < -0.5,
+        "still": abs(dx) < 0.25 and np.ptp(size) <= 1 and np.ptp(bottom) <= 1,
+        "jump": bottom.min() <= W.FLOOR - 4 and np.ptp(bottom) >= 4,
+        "fall": bottom[-1] - bottom.min() >= 4 and bottom[-1] >= bottom[0],
+        "grow": size[-1] - size[0] >= 2,
+        "shrink": size[0] - size[-1] >= 2,
+    }[motion]
+
+
+def _local_fidelity(a: FrameAttributes, events: list[tuple[int, int, str]]) -> float:
+    full, scores = W.PromptSpec(), []
+    for start, end, prompt in events:
+        span = slice(max(0, int(start)), min(len(a.scene), int(end)))
+        if span.stop - span.start < 2:
+            continue
+        spec, checks = W.parse_prompt(prompt), []
+        if spec.motions != full.motions:
+            checks.append(any(_shows(m, a, span) for m in spec.motions))
+        night = a.night[span]
+        if spec.lightings == ("nightfall",):
+            checks.append(night[-1] - night[0] >= 0.5)
+        if spec.lightings == ("sunrise",):
+            checks.append(night[0] - night[-1] >= 0.5)
+        if checks:
+            scores.append(np.mean(checks))
+    return float(np.mean(scores)) if scores else 1.0
+
+
+def evaluate(frames: np.ndarray, global_prompt: str, events: list[tuple[int, int, str]]) -> dict[str, float]:
+    """All metrics of a video (T, H*k, W*k, 3) uint8; see the module docstring for definitions."""
+    attrs = decode_frames(frames)
+    sims = similarity_matrices(attrs)
+    return {
+        "subject_consistency": _pair_mean(sims["subject"]),
+        "background_consistency": _pair_mean(sims["background"]),
+        "smoothness": _smoothness(attrs),
+        "clean": float(_quality(attrs.rmse).mean()),
+        "global_fidelity": _global_fidelity(attrs, global_prompt),
+        "local_fidelity": _local_fidelity(attrs, events),
+    }
