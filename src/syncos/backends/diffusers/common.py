@@ -1,0 +1,263 @@
+"""What every diffusers adapter shares: options, prompt caching, shapes, schedules, decoding.
+
+A family module only says how its network is called, how its latents are laid out and how its
+VAE decodes one temporal tile; everything else lives here once.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from syncos.backends.diffusers.decode import tiled_decode
+from syncos.errors import UserError
+from syncos.schedules import FlowSchedule, Grid, VPSchedule, _check_steps
+
+PREDICTION_TYPES = {"epsilon": "eps", "v_prediction": "v", "sample": "x0", "flow_prediction": "flow"}
+
+# Options every family accepts in ``model_options``.
+COMMON_OPTIONS: dict[str, str] = {
+    "chunk_length": "native clip in latent frames (default: the model's)",
+    "stride": "default stride in latent frames",
+    "decode_tile": "latent frames decoded at once (default: chunk_length)",
+    "decode_overlap": "latent frames shared by neighbouring decode tiles",
+}
+
+
+def vp_schedule_from_config(config: Any) -> VPSchedule:
+    """The scheduler's alpha-bar table and DDIM spacing, rebuilt statelessly from its config."""
+    cfg = dict(config)
+    keys = (
+        "beta_start",
+        "beta_end",
+        "beta_schedule",
+        "num_train_timesteps",
+        "snr_shift_scale",
+        "rescale_betas_zero_snr",
+    )
+    kwargs = {k: cfg[k] for k in keys if cfg.get(k) is not None}
+    if cfg.get("trained_betas") is not None:
+        raise UserError("schedulers with explicit trained_betas are not supported; use a beta_schedule")
+    spacing = cfg.get("timestep_spacing", "leading")
+    if spacing not in ("trailing", "leading", "linspace"):
+        spacing = "leading"
+    try:
+        sched = VPSchedule.from_betas(**kwargs, spacing=spacing, steps_offset=int(cfg.get("steps_offset", 0)))
+    except ValueError as e:
+        raise UserError(f"scheduler: {e}") from None
+    if not cfg.get("set_alpha_to_one", True):
+        sched = VPSchedule(
+            alphas_cumprod=sched.alphas_cumprod,
+            spacing=sched.spacing,
+            steps_offset=sched.steps_offset,
+            final_alpha_cumprod=float(sched.alphas_cumprod[0]),
+        )
+    return sched
+
+
+@dataclass(frozen=True)
+class PipelineFlowSchedule(FlowSchedule):
+    """A flow schedule whose grid is the pipeline scheduler's own sigma sequence.
+
+    Wan's UniPC (flow sigmas) and LTX's dynamic shift with terminal stretch each compute their
+    grid differently; asking a private copy of the scheduler for its sigmas (never its ``step``)
+    keeps the sampling points exactly the model's while the update stays our stateless one.
+    """
+
+    scheduler: Any = field(default=None, compare=False, repr=False)
+    timesteps_kwargs: Callable[[int], dict] | None = field(default=None, compare=False, repr=False)
+
+    def _from_scheduler(self, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_steps(steps, self.num_train_timesteps)
+        sched = copy.deepcopy(self.scheduler)
+        kw = self.timesteps_kwargs(steps) if self.timesteps_kwargs else {}
+        if "sigmas" in kw:
+            sched.set_timesteps(device="cpu", **kw)
+        else:
+            sched.set_timesteps(steps, device="cpu", **kw)
+        sigmas = torch.as_tensor(sched.sigmas)[:steps].double().cpu()
+        ts = torch.as_tensor(sched.timesteps)[:steps].double().cpu()
+        return sigmas, ts
+
+    def sigmas(self, steps: int) -> torch.Tensor:
+        return super().sigmas(steps) if self.scheduler is None else self._from_scheduler(steps)[0]
+
+    def grid(self, steps: int) -> Grid:
+        if self.scheduler is None:
+            return super().grid(steps)
+        sigmas, ts = self._from_scheduler(steps)
+        return self.grid_from_sigmas(sigmas, ts)
+
+
+def flow_schedule(scheduler: Any, timesteps_kwargs: Callable[[int], dict] | None = None) -> FlowSchedule:
+    """Flow schedule of a pipeline scheduler; the plain shift formula if it has no flow sigmas."""
+    cfg = dict(scheduler.config)
+    shift = float(cfg.get("flow_shift") or cfg.get("shift") or 1.0)
+    T = int(cfg.get("num_train_timesteps", 1000))
+    is_flow = (
+        "FlowMatch" in type(scheduler).__name__
+        or cfg.get("use_flow_sigmas")
+        or (cfg.get("prediction_type") == "flow_prediction")
+    )
+    if not is_flow:
+        return FlowSchedule(shift=shift, num_train_timesteps=T)
+    return PipelineFlowSchedule(
+        shift=shift, num_train_timesteps=T, scheduler=scheduler, timesteps_kwargs=timesteps_kwargs
+    )
+
+
+def check_options(family: str, options: dict | None, allowed: dict[str, str]) -> dict:
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        listing = "; ".join(f"{k}: {v}" for k, v in sorted(allowed.items()))
+        raise UserError(f"model_options {', '.join(unknown)} not known for {family}; allowed: {listing}")
+    for k in ("chunk_length", "stride", "decode_tile", "max_sequence_length"):
+        v = options.get(k)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+            raise UserError(f"model_options.{k} must be a positive integer, got {v!r}")
+    v = options.get("decode_overlap")
+    if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+        raise UserError(f"model_options.decode_overlap must be an integer >= 0, got {v!r}")
+    return options
+
+
+class DiffusersBackend:
+    """Base adapter: a diffusers pipeline seen through the :class:`syncos.backends.base.Backend` protocol."""
+
+    family: ClassVar[str] = ""
+    options_help: ClassVar[dict[str, str]] = {}
+    causal_vae: ClassVar[bool] = True
+    default_fps: ClassVar[float] = 8.0
+
+    # set by subclasses in __init__
+    prediction: str
+    schedule: Any
+    frame_axis: int
+    temporal_factor: int
+    spatial_factor: int
+    latent_channels: int
+
+    def __init__(
+        self,
+        pipe: Any,
+        *,
+        height: int | None,
+        width: int | None,
+        fps: float | None,
+        model_options: dict | None,
+    ):
+        self.pipe = pipe
+        self.name = self.family
+        self.options = check_options(self.family, model_options, {**COMMON_OPTIONS, **self.options_help})
+        self._cache: dict[str, Any] = {}
+        self._setup()
+        self.fps = float(fps) if fps is not None else float(self.default_fps)
+        if self.fps <= 0:
+            raise UserError(f"fps must be > 0, got {fps!r}")
+        dh, dw = self.default_size()
+        self.height = int(height) if height is not None else dh
+        self.width = int(width) if width is not None else dw
+        m = self.size_multiple()
+        if self.height <= 0 or self.width <= 0 or self.height % m or self.width % m:
+            raise UserError(
+                f"{self.family} cannot take {self.height}x{self.width}: height and width must be positive "
+                f"multiples of {m} (VAE factor {self.spatial_factor} x patch size), e.g. "
+                f"{max(m, self.height // m * m)}x{max(m, self.width // m * m)}"
+            )
+        self.latent_hw = (self.height // self.spatial_factor, self.width // self.spatial_factor)
+        native = self.native_chunk_length()
+        self.chunk_length = int(self.options.get("chunk_length") or native)
+        self.default_stride = int(
+            self.options.get("stride")
+            or max(1, min(self.chunk_length, self.native_stride(self.chunk_length)))
+        )
+
+    # ---- hooks a family fills in ------------------------------------------------------------
+    def _setup(self) -> None:
+        """Read the pipeline's factors, prediction type and schedule."""
+        raise NotImplementedError
+
+    def default_size(self) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def size_multiple(self) -> int:
+        raise NotImplementedError
+
+    def native_chunk_length(self) -> int:
+        raise NotImplementedError
+
+    def native_stride(self, chunk_length: int) -> int:
+        """Paper: 13 latent frames with stride 4 on CogVideoX-2B; the same ratio elsewhere."""
+        return round(chunk_length * 4 / 13)
+
+    def _encode_uncached(self, prompts: list[str]) -> Any:
+        """Conditioning rows for these prompts (a tensor or a tuple of tensors, batch first)."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _decode_tile(self, latent: torch.Tensor) -> torch.Tensor:
+        """Video (3, T, H, W) in [-1, 1] of one unbatched latent tile."""
+        raise NotImplementedError
+
+    # ---- shapes -----------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return torch.device(self.pipe._execution_device)
+
+    def latent_shape(self, latent_frames: int) -> tuple[int, ...]:
+        h, w = self.latent_hw
+        if self.frame_axis == 0:
+            return (latent_frames, self.latent_channels, h, w)
+        return (self.latent_channels, latent_frames, h, w)
+
+    def latent_frames(self, video_frames: int) -> int:
+        r = self.temporal_factor
+        if video_frames < 1:
+            raise UserError(f"a video needs at least 1 frame, got {video_frames}")
+        if self.causal_vae:
+            return 1 + math.ceil((video_frames - 1) / r)
+        return math.ceil(video_frames / r)
+
+    def video_frames(self, latent_frames: int) -> int:
+        r = self.temporal_factor
+        return 1 + r * (latent_frames - 1) if self.causal_vae else r * latent_frames
+
+    # ---- conditioning -------------------------------------------------------------------------
+    def encode(self, prompts: Sequence[str]) -> Any:
+        """Rows for ``prompts``; each distinct prompt string goes through the text encoder once."""
+        missing = list(dict.fromkeys(p for p in prompts if p not in self._cache))
+        if missing:
+            with torch.no_grad():
+                rows = self._encode_uncached(missing)
+            for i, p in enumerate(missing):
+                self._cache[p] = (
+                    tuple(r[i : i + 1] for r in rows) if isinstance(rows, tuple) else rows[i : i + 1]
+                )
+        got = [self._cache[p] for p in prompts]
+        if isinstance(got[0], tuple):
+            return tuple(torch.cat(parts) for parts in zip(*got, strict=True))
+        return torch.cat(got)
+
+    # ---- decoding -----------------------------------------------------------------------------
+    def decode(self, latent: torch.Tensor) -> Iterator[np.ndarray]:
+        """Frames (H, W, 3) uint8, decoded in overlapping temporal tiles: memory does not grow with length."""
+        tile = int(self.options.get("decode_tile") or self.chunk_length)
+        default_overlap = max(1, tile // 4) if self.causal_vae else 0
+        overlap = self.options.get("decode_overlap")
+        overlap = default_overlap if overlap is None else int(overlap)
+        frames = latent.shape[self.frame_axis]
+
+        def tile_fn(a: int, b: int) -> torch.Tensor:
+            with torch.no_grad():
+                return self._decode_tile(latent.narrow(self.frame_axis, a, b - a))
+
+        return tiled_decode(tile_fn, frames, self.video_frames, tile=tile, overlap=overlap)

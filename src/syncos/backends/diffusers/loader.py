@@ -1,0 +1,163 @@
+"""Model id / local folder / pipeline object -> the adapter of its family.
+
+The family is read from the pipeline class name (``_class_name`` of ``model_index.json`` before
+anything heavy is loaded), so an unsupported model fails fast with the list of what works.
+Weights load as safetensors only, never with remote code; offline (HF_HUB_OFFLINE) only local
+files are looked at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from syncos.errors import UserError
+
+# pipeline class name -> (family, adapter module, adapter class)
+FAMILIES: dict[str, tuple[str, str, str]] = {
+    "CogVideoXPipeline": ("cogvideox", "cogvideox", "CogVideoXBackend"),
+    "WanPipeline": ("wan", "wan", "WanBackend"),
+    "LTXPipeline": ("ltx", "ltx", "LTXBackend"),
+    "AnimateDiffPipeline": ("animatediff", "unet", "UNetBackend"),
+    "TextToVideoSDPipeline": ("modelscope", "unet", "UNetBackend"),
+}
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+SETTINGS = (
+    "height",
+    "width",
+    "fps",
+    "dtype",
+    "device",
+    "cpu_offload",
+    "vae_tiling",
+    "vae_slicing",
+    "model_options",
+)
+
+
+def supported() -> str:
+    return ", ".join(f"{fam} ({cls})" for cls, (fam, _, _) in FAMILIES.items())
+
+
+def _offline() -> bool:
+    v = os.environ.get("HF_HUB_OFFLINE", "")
+    if v.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    try:
+        from huggingface_hub import constants
+
+        return bool(constants.HF_HUB_OFFLINE)
+    except Exception:  # pragma: no cover - very old hub
+        return False
+
+
+def _family_of_class(name: str, where: str) -> str:
+    if name not in FAMILIES:
+        raise UserError(
+            f"{where} is a {name}, not a supported text-to-video pipeline; supported: {supported()}"
+        )
+    return name
+
+
+def _pipeline_class(model: str) -> str:
+    """The pipeline class recorded for ``model`` (folder or hub id), without loading weights."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        index = path / "model_index.json"
+        if not index.is_file():
+            raise UserError(
+                f"model folder {model!r} is not a diffusers video pipeline (no model_index.json); "
+                f"save one with pipe.save_pretrained(folder). Supported: {supported()}"
+            )
+        try:
+            name = json.loads(index.read_text()).get("_class_name")
+        except (OSError, ValueError) as e:
+            raise UserError(f"model folder {model!r}: unreadable model_index.json ({e})") from None
+        if not name:
+            raise UserError(f"model folder {model!r}: model_index.json names no pipeline class")
+        return _family_of_class(name, f"model folder {model!r}")
+    if path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1:
+        raise UserError(f"model {model!r}: no such folder")
+    from diffusers import DiffusionPipeline
+
+    try:
+        cfg = DiffusionPipeline.load_config(model, local_files_only=_offline())
+    except Exception as e:
+        hint = " (offline: HF_HUB_OFFLINE is set, so only the local cache is searched)" if _offline() else ""
+        raise UserError(f"model {model!r} could not be found{hint}: {type(e).__name__}: {e}") from None
+    return _family_of_class(cfg.get("_class_name", "?"), f"model {model!r}")
+
+
+def _device(device: str | None) -> torch.device | None:
+    if device is None:
+        return None
+    try:
+        d = torch.device(device)
+    except RuntimeError as e:
+        raise UserError(f"device {device!r} is not a torch device: {e}") from None
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {device!r}: CUDA is not available in this torch build/machine")
+    return d
+
+
+def load_diffusers_backend(model: str | None = None, *, pipe: Any = None, **settings: Any) -> Any:
+    """Load (or wrap) a diffusers text-to-video pipeline and return the adapter of its family."""
+    unknown = sorted(k for k, v in settings.items() if k not in SETTINGS and v is not None)
+    if unknown:
+        raise UserError(f"unknown model settings {', '.join(unknown)}; allowed: {', '.join(SETTINGS)}")
+    dtype_name = settings.get("dtype")
+    if dtype_name is not None and dtype_name not in DTYPES:
+        raise UserError(f"dtype {dtype_name!r} is not supported; use one of {', '.join(DTYPES)}")
+    dtype = DTYPES.get(dtype_name) if dtype_name else None
+    device = _device(settings.get("device"))
+
+    if pipe is None:
+        if not model:
+            raise UserError(f"no model given; name a diffusers model id or folder ({supported()})")
+        cls_name = _pipeline_class(str(model))
+        from diffusers import DiffusionPipeline
+
+        kwargs: dict[str, Any] = {"use_safetensors": True, "local_files_only": _offline()}
+        if dtype is not None:
+            kwargs["torch_dtype"] = dtype
+        try:
+            pipe = DiffusionPipeline.from_pretrained(str(model), **kwargs)
+        except Exception as e:
+            raise UserError(
+                f"model {model!r} could not be loaded as a {cls_name}: {type(e).__name__}: {e}"
+            ) from None
+    else:
+        cls_name = _family_of_class(type(pipe).__name__, "the pipeline handed over")
+        if dtype is not None:
+            pipe.to(dtype=dtype)
+
+    for name in ("transformer", "transformer_2", "unet", "vae", "text_encoder"):
+        module = getattr(pipe, name, None)
+        if isinstance(module, torch.nn.Module):
+            module.eval()  # modules built from a config start in training mode (dropout)
+
+    if settings.get("cpu_offload"):
+        pipe.enable_model_cpu_offload(device=device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    elif device is not None:
+        pipe.to(device)
+    if settings.get("vae_tiling"):
+        pipe.vae.enable_tiling()
+    if settings.get("vae_slicing"):
+        pipe.vae.enable_slicing()
+
+    _, module_name, class_name = FAMILIES[cls_name]
+    import importlib
+
+    module = importlib.import_module(f"syncos.backends.diffusers.{module_name}")
+    adapter = getattr(module, class_name)
+    return adapter(
+        pipe,
+        height=settings.get("height"),
+        width=settings.get("width"),
+        fps=settings.get("fps"),
+        model_options=settings.get("model_options"),
+    )

@@ -1,0 +1,103 @@
+"""Wan 2.1 / 2.2: latents (C, F, H, W), flow matching; Wan 2.2 A14B switches experts at a boundary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from syncos.backends.diffusers.common import DiffusersBackend, flow_schedule
+
+
+class WanBackend(DiffusersBackend):
+    family = "wan"
+    options_help = {
+        "max_sequence_length": "T5 tokens per prompt (default 512, as the Wan pipeline)",
+        "boundary_ratio": "Wan 2.2 A14B: fraction of T below which transformer_2 runs (default: pipeline's)",
+        "native_frames": "video frames of the model's native clip (default 81)",
+    }
+    causal_vae = True
+    default_fps = 16.0
+
+    def _setup(self) -> None:
+        pipe = self.pipe
+        main = pipe.transformer if pipe.transformer is not None else pipe.transformer_2
+        vcfg = pipe.vae.config
+        self.frame_axis = 1
+        self.temporal_factor = int(vcfg.scale_factor_temporal)
+        self.spatial_factor = int(vcfg.scale_factor_spatial)
+        self.latent_channels = int(main.config.in_channels)
+        self.patch = tuple(main.config.patch_size)
+        self.prediction = "flow"
+        self.schedule = flow_schedule(pipe.scheduler)
+        self.max_sequence_length = int(self.options.get("max_sequence_length") or 512)
+        ratio = self.options.get("boundary_ratio", pipe.config.get("boundary_ratio"))
+        if ratio is not None and pipe.transformer_2 is None:
+            from syncos.errors import UserError
+
+            raise UserError("model_options.boundary_ratio needs a pipeline with two experts (Wan 2.2 A14B)")
+        self.boundary = None if ratio is None else float(ratio) * self.schedule.num_train_timesteps
+        self.expand_timesteps = bool(pipe.config.get("expand_timesteps", False))
+        self._dtype = main.dtype
+
+    def default_size(self) -> tuple[int, int]:
+        return 480, 832
+
+    def size_multiple(self) -> int:
+        return self.spatial_factor * max(self.patch[1], self.patch[2])
+
+    def native_chunk_length(self) -> int:
+        frames = int(self.options.get("native_frames") or 81)
+        return (frames - 1) // self.temporal_factor + 1
+
+    def _encode_uncached(self, prompts: list[str]) -> torch.Tensor:
+        embeds, _ = self.pipe.encode_prompt(
+            prompts,
+            do_classifier_free_guidance=False,
+            max_sequence_length=self.max_sequence_length,
+            device=self.device,
+        )
+        return embeds.to(self._dtype)
+
+    def expert(self, t: float) -> Any:
+        """transformer for high noise (t >= boundary), transformer_2 below it, as WanPipeline does."""
+        pipe = self.pipe
+        if self.boundary is None or t >= self.boundary:
+            return pipe.transformer
+        return pipe.transformer_2
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+        t = t.to(self.device)
+        out = torch.empty_like(x, dtype=self._dtype, device=self.device)
+        with torch.no_grad():
+            # rows may sit on either side of the boundary: run each expert on its own rows
+            groups: dict[int, list[int]] = {}
+            models = {}
+            for i, ti in enumerate(t.tolist()):
+                m = self.expert(ti)
+                groups.setdefault(id(m), []).append(i)
+                models[id(m)] = m
+            for key, rows in groups.items():
+                model = models[key]
+                idx = torch.tensor(rows, device=self.device)
+                xi = x[idx.to(x.device)].to(self.device, model.dtype)
+                ti = t[idx]
+                if self.expand_timesteps:  # Wan 2.2 TI2V: one timestep per token
+                    f, h, w = (
+                        xi.shape[2] // self.patch[0],
+                        xi.shape[3] // self.patch[1],
+                        xi.shape[4] // self.patch[2],
+                    )
+                    ti = ti[:, None].expand(-1, f * h * w)
+                out[idx] = model(
+                    hidden_states=xi, timestep=ti, encoder_hidden_states=cond[idx], return_dict=False
+                )[0].to(out.dtype)
+        return out
+
+    def _decode_tile(self, latent: torch.Tensor) -> torch.Tensor:
+        vae = self.pipe.vae
+        c = vae.config.z_dim
+        mean = torch.tensor(vae.config.latents_mean).view(1, c, 1, 1, 1)
+        std = torch.tensor(vae.config.latents_std).view(1, c, 1, 1, 1)
+        z = latent.unsqueeze(0).float().cpu() * std + mean
+        return vae.decode(z.to(self.device, vae.dtype), return_dict=False)[0][0]

@@ -1,0 +1,412 @@
+"""Tiny random diffusers pipelines for every supported family, built from configs (no downloads).
+
+A ``tokenizers`` WordLevel model wrapped in ``PreTrainedTokenizerFast`` stands in for the hub
+tokenizers; T5 / CLIP text encoders come from tiny configs. Every module is put in eval mode
+(modules built from a config start in training mode) and weights are seeded.
+"""
+
+from __future__ import annotations
+
+import copy
+import types
+
+import torch
+
+WORDS = (
+    "a an the astronaut walks through puddle watches fireworks cat dog runs on beach at night sunset "
+    "red blue city street forest rain snow jumps sits flies bird over mountain river car drives"
+).split()
+
+
+def make_tokenizer(max_length: int = 16):
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "<unk>": 1, "</s>": 2, "<s>": 3, ".": 4, ",": 5}
+    for w in WORDS:
+        vocab.setdefault(w, len(vocab))
+    tok = Tokenizer(WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = Whitespace()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="<unk>",
+        pad_token="<pad>",
+        eos_token="</s>",
+        bos_token="<s>",
+        model_max_length=max_length,
+    )
+
+
+def _t5(d_model: int = 32):
+    from transformers import T5Config, T5EncoderModel
+
+    cfg = T5Config(
+        vocab_size=64,
+        d_model=d_model,
+        d_kv=8,
+        d_ff=37,
+        num_layers=1,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        dropout_rate=0.0,
+        decoder_start_token_id=0,
+    )
+    return T5EncoderModel(cfg)
+
+
+def _umt5(d_model: int = 32):
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    cfg = UMT5Config(
+        vocab_size=64,
+        d_model=d_model,
+        d_kv=8,
+        d_ff=37,
+        num_layers=1,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        dropout_rate=0.0,
+        decoder_start_token_id=0,
+    )
+    return UMT5EncoderModel(cfg)
+
+
+def _clip(hidden: int = 32):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    cfg = CLIPTextConfig(
+        bos_token_id=3,
+        eos_token_id=2,
+        pad_token_id=0,
+        hidden_size=hidden,
+        intermediate_size=37,
+        layer_norm_eps=1e-05,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        vocab_size=64,
+        max_position_embeddings=77,
+        projection_dim=hidden,
+    )
+    return CLIPTextModel(cfg)
+
+
+def _finish(pipe):
+    for name in ("transformer", "transformer_2", "unet", "vae", "text_encoder"):
+        m = getattr(pipe, name, None)
+        if isinstance(m, torch.nn.Module):
+            m.eval()
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def build_cogvideox(rotary: bool = False):
+    from diffusers import (
+        AutoencoderKLCogVideoX,
+        CogVideoXDDIMScheduler,
+        CogVideoXPipeline,
+        CogVideoXTransformer3DModel,
+    )
+
+    torch.manual_seed(0)
+    transformer = CogVideoXTransformer3DModel(
+        num_attention_heads=4,
+        attention_head_dim=16 if rotary else 8,
+        in_channels=4,
+        out_channels=4,
+        time_embed_dim=2,
+        text_embed_dim=32,
+        num_layers=1,
+        sample_width=4,
+        sample_height=4,
+        sample_frames=9,
+        patch_size=2,
+        temporal_compression_ratio=4,
+        max_text_seq_length=16,
+        use_rotary_positional_embeddings=rotary,
+        use_learned_positional_embeddings=False,
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKLCogVideoX(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("CogVideoXDownBlock3D",) * 4,
+        up_block_types=("CogVideoXUpBlock3D",) * 4,
+        block_out_channels=(8, 8, 8, 8),
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=2,
+        temporal_compression_ratio=4,
+    )
+    scheduler = CogVideoXDDIMScheduler(
+        beta_schedule="scaled_linear",
+        prediction_type="v_prediction",
+        rescale_betas_zero_snr=True,
+        snr_shift_scale=3.0,
+        timestep_spacing="trailing",
+        set_alpha_to_one=True,
+        clip_sample=False,
+    )
+    torch.manual_seed(0)
+    pipe = CogVideoXPipeline(
+        tokenizer=make_tokenizer(16),
+        text_encoder=_t5(32),
+        vae=vae,
+        transformer=transformer,
+        scheduler=scheduler,
+    )
+    return _finish(pipe)
+
+
+def build_wan(two_experts: bool = False):
+    from diffusers import (
+        AutoencoderKLWan,
+        FlowMatchEulerDiscreteScheduler,
+        WanPipeline,
+        WanTransformer3DModel,
+    )
+
+    def tr(seed):
+        torch.manual_seed(seed)
+        return WanTransformer3DModel(
+            patch_size=(1, 2, 2),
+            num_attention_heads=2,
+            attention_head_dim=12,
+            in_channels=16,
+            out_channels=16,
+            text_dim=32,
+            freq_dim=256,
+            ffn_dim=32,
+            num_layers=2,
+            cross_attn_norm=True,
+            qk_norm="rms_norm_across_heads",
+            rope_max_seq_len=32,
+        )
+
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(
+        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+    )
+    torch.manual_seed(0)
+    pipe = WanPipeline(
+        tokenizer=make_tokenizer(16),
+        text_encoder=_umt5(32),
+        vae=vae,
+        transformer=tr(0),
+        transformer_2=tr(1) if two_experts else None,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        boundary_ratio=0.875 if two_experts else None,
+    )
+    return _finish(pipe)
+
+
+def build_ltx():
+    from diffusers import (
+        AutoencoderKLLTXVideo,
+        FlowMatchEulerDiscreteScheduler,
+        LTXPipeline,
+        LTXVideoTransformer3DModel,
+    )
+
+    torch.manual_seed(0)
+    transformer = LTXVideoTransformer3DModel(
+        in_channels=8,
+        out_channels=8,
+        patch_size=1,
+        patch_size_t=1,
+        num_attention_heads=4,
+        attention_head_dim=8,
+        cross_attention_dim=32,
+        num_layers=1,
+        caption_channels=32,
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKLLTXVideo(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=8,
+        block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1, 1),
+        spatio_temporal_scaling=(True, True, False, False),
+        decoder_spatio_temporal_scaling=(True, True, False, False),
+        decoder_inject_noise=(False,) * 5,
+        upsample_residual=(False,) * 4,
+        upsample_factor=(1,) * 4,
+        timestep_conditioning=False,
+        patch_size=1,
+        patch_size_t=1,
+        encoder_causal=True,
+        decoder_causal=False,
+    )
+    vae.use_framewise_encoding = False
+    vae.use_framewise_decoding = False
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        use_dynamic_shifting=True,
+        base_shift=0.95,
+        max_shift=2.05,
+        base_image_seq_len=1024,
+        max_image_seq_len=4096,
+        shift_terminal=0.1,
+    )
+    torch.manual_seed(0)
+    pipe = LTXPipeline(
+        tokenizer=make_tokenizer(16),
+        text_encoder=_t5(32),
+        vae=vae,
+        transformer=transformer,
+        scheduler=scheduler,
+    )
+    return _finish(pipe)
+
+
+def _sd_vae():
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    return AutoencoderKL(
+        block_out_channels=[8, 8],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2,
+        latent_channels=4,
+        norm_num_groups=2,
+        sample_size=32,
+    )
+
+
+def _ddim():
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="linear",
+        clip_sample=False,
+        steps_offset=1,
+        set_alpha_to_one=False,
+        timestep_spacing="leading",
+    )
+
+
+def build_animatediff():
+    from diffusers import AnimateDiffPipeline, MotionAdapter, UNet2DConditionModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32,
+        norm_num_groups=2,
+    )
+    torch.manual_seed(0)
+    motion = MotionAdapter(
+        block_out_channels=(8, 16),
+        motion_layers_per_block=1,
+        motion_norm_num_groups=2,
+        motion_num_attention_heads=2,
+        motion_max_seq_length=32,
+    )
+    torch.manual_seed(0)
+    pipe = AnimateDiffPipeline(
+        vae=_sd_vae(),
+        text_encoder=_clip(32),
+        tokenizer=make_tokenizer(77),
+        unet=unet,
+        motion_adapter=motion,
+        scheduler=_ddim(),
+    )
+    return _finish(pipe)
+
+
+def build_modelscope():
+    from diffusers import TextToVideoSDPipeline, UNet3DConditionModel
+
+    torch.manual_seed(0)
+    unet = UNet3DConditionModel(
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+        cross_attention_dim=32,
+        attention_head_dim=4,
+        norm_num_groups=2,
+    )
+    torch.manual_seed(0)
+    pipe = TextToVideoSDPipeline(
+        vae=_sd_vae(), text_encoder=_clip(32), tokenizer=make_tokenizer(77), unet=unet, scheduler=_ddim()
+    )
+    return _finish(pipe)
+
+
+BUILDERS = {
+    "cogvideox": build_cogvideox,
+    "wan": build_wan,
+    "ltx": build_ltx,
+    "animatediff": build_animatediff,
+    "modelscope": build_modelscope,
+}
+
+# Per family: settings that make a tiny, fast chunk; chunk_length in latent frames.
+TINY_SETTINGS = {
+    "cogvideox": {"height": 32, "width": 32, "model_options": {"max_sequence_length": 16}},
+    "wan": {"height": 16, "width": 16, "model_options": {"native_frames": 9, "max_sequence_length": 16}},
+    "ltx": {"height": 32, "width": 32, "model_options": {"native_frames": 9, "max_sequence_length": 16}},
+    "animatediff": {"height": 16, "width": 16, "model_options": {"native_frames": 4, "stride": 2}},
+    "modelscope": {"height": 16, "width": 16, "model_options": {"native_frames": 4, "stride": 2}},
+}
+
+# Variants that are not separate families: CogVideoX 5B-style RoPE, Wan 2.2 A14B-style two experts.
+VARIANTS = {
+    "cogvideox-rope": (lambda: build_cogvideox(rotary=True), "cogvideox"),
+    "wan-experts": (lambda: build_wan(two_experts=True), "wan"),
+}
+
+_CACHE: dict[str, object] = {}
+
+
+def tiny_pipe(family: str):
+    """A fresh tiny pipeline (cached build, deep-copied so tests cannot leak state)."""
+    if family not in _CACHE:
+        _CACHE[family] = BUILDERS[family]() if family in BUILDERS else VARIANTS[family][0]()
+    return copy.deepcopy(_CACHE[family])
+
+
+def one_event(prompt: str, frames: int) -> types.SimpleNamespace:
+    return types.SimpleNamespace(prompt=prompt, frames=frames, seconds=None)
+
+
+def make_plan(backend, frames_per_event, prompts=None, global_prompt="a red astronaut", stride=None):
+    """A timeline of events with these video-frame counts, cut with the backend's chunk length."""
+    from syncos.timeline import plan_timeline
+
+    prompts = prompts or ["walks through puddle", "watches fireworks at night", "sits on beach", "runs"]
+    events = [one_event(prompts[i % len(prompts)], n) for i, n in enumerate(frames_per_event)]
+    return plan_timeline(
+        global_prompt,
+        events,
+        chunk_length=backend.chunk_length,
+        stride=stride or backend.default_stride,
+        fps=backend.fps,
+        latent_frames=backend.latent_frames,
+        video_frames=backend.video_frames,
+    )
+
+
+def load(family: str, **overrides):
+    from syncos.backends.diffusers import load_diffusers_backend
+
+    base = VARIANTS[family][1] if family in VARIANTS else family
+    settings = {**TINY_SETTINGS[base], **overrides}
+    return load_diffusers_backend(None, pipe=tiny_pipe(family), **settings)
