@@ -49,7 +49,7 @@ def test_valid_scenario_round_trips():
         (dict(events=[{"prompt": "a", "frames": "ten"}]), r"events\[0\]\.frames: expected an integer"),
         (dict(events=[{"prompt": "a", "frames": True}]), r"events\[0\]\.frames: expected an integer"),
         (dict(sampler={"method": "fifo2"}), r"sampler\.method: unknown method 'fifo2'; allowed: independent"),
-        (dict(sampler={"method": "codenoise", "lr": 1}), r"sampler \(method codenoise\): unknown key 'lr'"),
+        (dict(sampler={"method": "codenoise", "lrate": 1}), r"sampler: unknown key 'lrate'; allowed: method"),
         (dict(sampler={"timestep": "uniform"}), r"sampler: timestep must be one of grounded, random"),
         (dict(sampler={"steps": 0}), r"sampler\.steps: must be >= 1"),
         (dict(sampler={"stride": 0}), r"sampler\.stride: must be a positive"),
@@ -64,6 +64,11 @@ def test_valid_scenario_round_trips():
 def test_errors_name_the_field(changes, match):
     with pytest.raises(UserError, match=match):
         parse_scenario(with_(**changes))
+
+
+def test_other_samplers_options_are_left_unused():
+    s = parse_scenario(with_(sampler={"method": "codenoise", "lr": 0.1, "steps": 7}))
+    assert s.options == {"steps": 7} and "lr" not in s.to_dict()["sampler"]
 
 
 def test_overrides():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import platform
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from syncos import distributed
 from syncos.backends import Backend, load_backend
 from syncos.io import prepare_outdir, write_json, write_video
 from syncos.samplers import SAMPLERS, Callback
@@ -73,6 +74,7 @@ def generate(
     if backend is None:
         backend = load_backend(scenario.model, pipe=pipe, **scenario.model_settings())
     plan = make_plan(scenario, backend)
+    backend.encode(list(plan.prompts))  # a prompt the model cannot take fails now, not mid-run
     fn = SAMPLERS[scenario.method][0]
     result = fn(backend, plan, scenario.sampler_options(), scenario.seed, callback)
     return Generation(scenario, backend, result.plan, result.latent, result.nfe, result.seconds)
@@ -115,6 +117,7 @@ def run_record(gen: Generation, wall_seconds: float, video_frames: int, extra: d
         "seconds": {**{k: round(v, 4) for k, v in gen.seconds.items()}, "total": round(wall_seconds, 4)},
         "frames": video_frames,
         "fps": gen.fps,
+        **({"world_size": distributed.world_size()} if distributed.world_size() > 1 else {}),
         **(extra or {}),
     }
 
@@ -129,22 +132,26 @@ def evaluate_frames(gen: Generation, frames: np.ndarray) -> dict[str, float] | N
 
 
 def save(gen: Generation, outdir: str | Path, *, gif: bool = False, wall_seconds: float = 0.0) -> dict:
-    """Write OUTDIR/video.mp4 (and video.gif), then OUTDIR/run.json; returns the run record."""
+    """Write OUTDIR/video.mp4 (and video.gif), then OUTDIR/run.json; returns the run record.
+
+    In a process group only rank 0 writes (every rank holds the same latent); the other ranks
+    get the record without decoding (no ``metrics``) and touch no file.
+    """
+    if not distributed.is_main():
+        return run_record(gen, wall_seconds, gen.plan.video_frames)
     out = prepare_outdir(outdir)
-    keep: list[np.ndarray] | None = [] if hasattr(gen.backend, "evaluate") else None
     start = time.perf_counter()
-    n = write_video(
-        gen.frames(),
-        out / "video.mp4",
-        gen.fps,
-        gif=out / "video.gif" if gif else None,
-        tap=keep.append if keep is not None else None,
-    )
+    frames: Iterable[np.ndarray] = gen.frames()
+    metrics = None
+    if hasattr(gen.backend, "evaluate"):  # toyworld: small frames, scored before anything is written
+        frames = np.stack(list(frames))
+        metrics = evaluate_frames(gen, frames)
+    n = write_video(frames, out / "video.mp4", gen.fps, gif=out / "video.gif" if gif else None)
     decode_seconds = time.perf_counter() - start
     record = run_record(gen, wall_seconds + decode_seconds, n)
     record["seconds"]["decode_and_write"] = round(decode_seconds, 4)
-    if keep is not None:
-        record["metrics"] = evaluate_frames(gen, np.stack(keep))
+    if metrics is not None:
+        record["metrics"] = metrics
     write_json(record, out / "run.json")
     return record
 

@@ -7,9 +7,10 @@ import json
 import sys
 import time
 
-from syncos.errors import UserError
+from syncos.errors import DistributedError, UserError
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+EXIT_PEER = 3  # under torchrun: a peer rank died or hung, see syncos.distributed
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="sample a scenario and write OUTDIR/video.mp4 and run.json")
     g.add_argument("scenario", help="scenario file (YAML or JSON)")
     g.add_argument("-o", "--output", required=True, help="output folder")
-    g.add_argument("--method", help="sampler: independent, codenoise or syncos")
+    g.add_argument("--method", help="sampler: independent, codenoise, fifo or syncos")
     g.add_argument("--model", help="'toyworld', a diffusers model id or a local diffusers folder")
     g.add_argument("--seed", type=int)
     g.add_argument("--steps", type=int)
@@ -37,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--gif", action="store_true", help="also write video.gif")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    g.add_argument(
+        "--dist-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="under torchrun: how long a rank waits for its peers before giving up "
+        "(default $SYNCOS_DIST_TIMEOUT or 600)",
+    )
 
     m = sub.add_parser("metrics", help="print the toyworld metrics of a video")
     m.add_argument("video")
@@ -44,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     sub.add_parser("vocab", help="list the words toyworld understands")
+
+    b = sub.add_parser("bench", help="run a suite of scenarios x methods x seeds; write results and a report")
+    b.add_argument("suite", help="folder of scenario files (with an optional suite.yaml)")
+    b.add_argument("-o", "--output", required=True, help="output folder (rerunning resumes it)")
+    b.add_argument("--methods", nargs="+", help="sampler names or the suite's variants")
+    b.add_argument("--seeds", type=int, help="seeds 0..N-1 per scenario and method")
+    b.add_argument("--scenarios", nargs="+", help="only these scenarios (file names without suffix)")
+    b.add_argument("--features", help="folder with clip/ and dino/ weights for the weight-based metrics")
+    b.add_argument("--report-only", action="store_true", help="rewrite the report from results.csv")
     return p
 
 
@@ -83,18 +100,28 @@ class _Progress:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from syncos import distributed
+
+    with distributed.launched(args.dist_timeout):  # torchrun: split the chunks over the ranks
+        return _generate(args, main=distributed.is_main())
+
+
+def _generate(args: argparse.Namespace, main: bool) -> int:
+    """Every rank samples; only rank 0 (``main``) shows progress and writes outputs."""
     from syncos.api import generate, save
     from syncos.io import prepare_outdir
     from syncos.scenario import load_scenario
 
     scenario = load_scenario(args.scenario, _overrides(args))
-    out = prepare_outdir(args.output)  # fail before the long work, not after
-    progress = _Progress(sys.stderr.isatty() and not args.quiet, scenario.method)
+    out = prepare_outdir(args.output) if main else None  # fail before the long work, not after
+    progress = _Progress(main and sys.stderr.isatty() and not args.quiet, scenario.method)
     start = time.perf_counter()
     try:
         gen = generate(scenario, callback=progress)
     finally:
         progress.close()
+    if out is None:
+        return 0
     record = save(gen, out, gif=args.gif, wall_seconds=time.perf_counter() - start)
     if not args.quiet:
         summary = f"wrote {out / 'video.mp4'} ({record['frames']} frames, {record['seconds']['total']:.1f} s)"
@@ -140,14 +167,41 @@ def cmd_vocab(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from syncos.bench import load_suite, run_suite, write_report
+
+    suite = load_suite(args.suite)
+    methods = args.methods or list(suite.methods)
+    if not args.report_only:
+        scorer = None
+        if args.features:
+            from syncos.bench.feature_metrics import FeatureScorer
+
+            scorer = FeatureScorer.from_folder(args.features)
+        try:
+            run_suite(suite, args.output, methods=methods, seeds=args.seeds, scenarios=args.scenarios,
+                      scorer=scorer, log=lambda line: print(line, file=sys.stderr, flush=True))
+        except ValueError as e:
+            raise UserError(str(e)) from None
+    summary = write_report(args.output, methods=methods, baseline=suite.baseline, contact=suite.contact_sheet,
+                           title=f"syncos bench {suite.folder.name}", description=suite.description)
+    print(summary)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = {"generate": cmd_generate, "metrics": cmd_metrics, "vocab": cmd_vocab}[args.command]
+    command = {"generate": cmd_generate, "metrics": cmd_metrics, "vocab": cmd_vocab, "bench": cmd_bench}[
+        args.command
+    ]
     try:
         return command(args)
     except UserError as e:
         print(f"syncos: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except DistributedError as e:
+        print(f"syncos: error: {e}; no output was written", file=sys.stderr)
+        return EXIT_PEER
     except KeyboardInterrupt:
         print("syncos: interrupted; no partial output was left", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -5,6 +5,13 @@ classifier-free guidance into one forward call, converts the backend's raw outpu
 schedule, and counts network evaluations. Guidance is applied after conversion; since the
 conversions are affine in the output for a fixed x_t, this equals guiding the raw output, as
 diffusers pipelines do.
+
+Under torch.distributed it is also the one place where work is split (``syncos.distributed``):
+the network passes of a call (per chunk: the conditional one and, with CFG, the unconditional
+one) are sharded contiguously over the ranks, each rank runs its slice, and one all-gather of
+the raw outputs gives every rank the whole batch. Sharding single passes rather than chunks
+balances CFG runs to within one pass; gathering the raw output (not x0 and eps) halves the bytes
+moved. Evaluation counts stay global, so they match a single-process run on every rank.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from syncos import distributed
 from syncos.backends.base import Backend
 from syncos.schedules import to_x0_eps
 
@@ -53,17 +61,9 @@ class Denoiser:
         return self.guidance_scale != 1.0
 
     def _forward(self, x: torch.Tensor, t: torch.Tensor, prompts: list[str]) -> torch.Tensor:
-        """Guided raw output of one micro-batch (guiding here is exact: the conversions are affine)."""
+        """Raw float output of one micro-batch (a mix of conditional and unconditional passes)."""
         b = self.backend
-        if self.cfg:
-            cond = b.encode(list(prompts) + [self.negative_prompt] * len(prompts))
-            out = b.forward(torch.cat([x, x]), torch.cat([t, t]), cond).float()
-            out_c, out_u = out.chunk(2)
-            out = out_u + self.guidance_scale * (out_c - out_u)
-        else:
-            out = b.forward(x, t, b.encode(list(prompts))).float()
-        self.counter.add(self.stage, nfe=len(x) * (2 if self.cfg else 1))
-        return out
+        return b.forward(x, t, b.encode(prompts)).float()
 
     def __call__(
         self,
@@ -73,15 +73,30 @@ class Denoiser:
         sigma: float | torch.Tensor,
         prompts: Sequence[str],
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(x0, eps) for a batch of chunks x (n, ...) at timestep t with x = alpha x0 + sigma eps."""
+        """(x0, eps) for a batch of chunks x (n, ...) at timestep t with x = alpha x0 + sigma eps.
+
+        t is a scalar, one value per chunk (n,), or one per frame (n, L) for backends with
+        ``per_frame_timesteps``; alpha/sigma then come shaped to broadcast over x.
+        """
         n = len(x)
         if len(prompts) != n:
             raise ValueError(f"{len(prompts)} prompts for {n} chunks")
-        tt = torch.as_tensor(t, dtype=torch.float32, device=x.device).expand(n)
-        m = self.micro_batch
-        out = torch.cat(
-            [self._forward(x[i : i + m], tt[i : i + m], list(prompts[i : i + m])) for i in range(0, n, m)]
-        )
+        tt = torch.as_tensor(t, dtype=torch.float32, device=x.device)
+        tt = tt if tt.dim() == 2 else tt.expand(n)  # (n, L): per-frame, for backends that declare it
+        # Passes chunk by chunk, (cond, uncond) side by side with CFG: any contiguous slice (a
+        # rank's share, a micro-batch) then holds as many of each kind, whatever they cost.
+        k = 2 if self.cfg else 1
+        lo, hi = distributed.shard(k * n, distributed.rank(), distributed.world_size())
+        local = [x.new_empty((0, *x.shape[1:]), dtype=torch.float32)]
+        for i in range(lo, hi, k * self.micro_batch):
+            passes = range(i, min(i + k * self.micro_batch, hi))
+            rows = torch.tensor([p // k for p in passes], device=x.device)
+            texts = [self.negative_prompt if p % k else prompts[p // k] for p in passes]
+            local.append(self._forward(x[rows], tt[rows], texts))
+        out = distributed.gather_rows(torch.cat(local), k * n, f"the {self.stage} all-gather")
+        self.counter.add(self.stage, nfe=k * n)
+        if self.cfg:
+            out = out[1::2] + self.guidance_scale * (out[0::2] - out[1::2])
         a = torch.as_tensor(alpha, dtype=torch.float32, device=x.device)
         s = torch.as_tensor(sigma, dtype=torch.float32, device=x.device)
         return to_x0_eps(out, x, a, s, self.backend.prediction)

@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,6 @@ def write_video(
     path: Path,
     fps: float,
     gif: Path | None = None,
-    tap: Callable[[np.ndarray], None] | None = None,
 ) -> int:
     """Stream uint8 frames (H, W, 3) into an H.264 MP4 (and optionally a GIF); returns the frame count.
 
@@ -88,8 +87,6 @@ def write_video(
                 writer.send(frame)
                 if gif_writer is not None:
                     gif_writer.append_data(frame)
-                if tap is not None:
-                    tap(frame)
                 count += 1
         finally:
             if writer is not None:

@@ -153,7 +153,12 @@ def _sampler(raw: Any) -> tuple[str, int | None, str, dict[str, Any]]:
         raise UserError(f"sampler.method: unknown method {method!r}; allowed: {', '.join(SAMPLERS)}")
     options_type = SAMPLERS[method][1]
     fields = {f.name: f for f in dataclasses.fields(options_type)}
-    _unknown(raw, [*PLAN_KEYS, *fields], f"sampler (method {method})")
+    # Options of the other samplers are allowed and left unused, so one scenario serves every
+    # method (`--method codenoise` on a SynCoS scenario); a key no sampler knows is an error.
+    known = dict.fromkeys([*PLAN_KEYS, *fields])
+    for _, other in SAMPLERS.values():
+        known.update(dict.fromkeys(f.name for f in dataclasses.fields(other)))
+    _unknown(raw, list(known), "sampler")
     stride = _check(raw.get("stride"), (int,), "sampler.stride")
     if stride is not None and stride < 1:
         raise UserError(f"sampler.stride: must be a positive number of latent frames, got {stride}")
@@ -164,7 +169,7 @@ def _sampler(raw: Any) -> tuple[str, int | None, str, dict[str, Any]]:
         )
     options: dict[str, Any] = {}
     for key, value in raw.items():
-        if key in PLAN_KEYS:
+        if key in PLAN_KEYS or key not in fields:
             continue
         default = fields[key].default
         types: tuple[type, ...] = (

@@ -6,6 +6,7 @@ from typing import Any
 
 from syncos.samplers.codenoise import sample_codenoise
 from syncos.samplers.common import Callback, Cancelled, SampleResult, SamplerOptions, Step
+from syncos.samplers.fifo import FIFOOptions, sample_fifo
 from syncos.samplers.independent import sample_independent
 from syncos.samplers.syncos import SynCoSOptions, sample_syncos
 
@@ -14,12 +15,14 @@ SAMPLERS: dict[str, tuple[Any, type[SamplerOptions]]] = {
     "independent": (sample_independent, SamplerOptions),
     "codenoise": (sample_codenoise, SamplerOptions),
     "syncos": (sample_syncos, SynCoSOptions),
+    "fifo": (sample_fifo, FIFOOptions),
 }
 
 __all__ = [
     "SAMPLERS",
     "Callback",
     "Cancelled",
+    "FIFOOptions",
     "SampleResult",
     "SamplerOptions",
     "Step",

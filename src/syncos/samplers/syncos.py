@@ -37,6 +37,10 @@ class SynCoSOptions(SamplerOptions):
     reversion: str = "baseline"  # stage 3 re-noises with the baseline noise or the fused predicted noise
     init: str = "stage1"  # stage 2 starts from the stage-1 estimate, or from noise (stage-2-only ablation)
     kernel: str = "noisy"  # the RBF kernel sees the noisy chunks (CSD) or the clean chunks of theta
+    # Multiply the CSD gradient by d x_t / d theta = alpha. Adam ignores a constant scale, so this
+    # changes one thing: at alpha = 0 (t = 999 under zero terminal SNR) the paper's update is pure
+    # repulsion between noise crops, which Adam inflates to lr-sized steps (docs/syncos.md).
+    chain_rule: bool = False
 
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():
@@ -81,8 +85,9 @@ def synchronise(
             noise_i = crop(eps_base, starts, L, axis)
             x_t = a_i * theta_i + s_i * noise_i
             _, eps_hat = run.denoiser(x_t, t_i, a_i, s_i, prompts)
+            weight = s_i**2 * (a_i if opts.chain_rule else 1.0)
             grad_i = stein_direction(
-                x_t, eps_hat - noise_i, weight=s_i**2, features=x_t if opts.kernel == "noisy" else theta_i
+                x_t, eps_hat - noise_i, weight=weight, features=x_t if opts.kernel == "noisy" else theta_i
             )
             theta.grad = fuse(grad_i, starts, plan.latent_frames, axis)
         optim.step()

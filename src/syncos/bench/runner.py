@@ -1,0 +1,142 @@
+"""Run every (scenario, method, seed) of a suite that results.csv does not hold yet.
+
+Per row: ``api.generate`` with one cached backend per model setting, the decoded frames, the
+backend's own metrics (``api.evaluate_frames``), optional weight-based metrics, the drift curve
+(appended to drift.csv before the row, so a crash in between only duplicates drift rows, which
+the report de-duplicates), and for seed 0 a strip of all frames for the contact sheet.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from syncos.api import evaluate_frames, generate
+from syncos.backends import Backend, load_backend
+from syncos.bench.drift import drift_curve, pixel_features
+from syncos.bench.suite import Suite
+from syncos.bench.table import append_rows, read_rows, row_key
+from syncos.io import prepare_outdir
+from syncos.scenario import load_scenario
+
+RESULTS, DRIFT, STRIPS, ERRORS = "results.csv", "drift.csv", "strips", "errors.log"
+
+
+def drift_curves(backend: Backend, frames: np.ndarray, scorer: Any = None) -> dict[str, dict[int, float]]:
+    """Kind -> (distance -> mean similarity of frame pairs that far apart).
+
+    toyworld: its own subject and background similarity of decoded attributes (the kernels of
+    its consistency metrics); with a feature scorer: embedding cosine; else pooled pixels.
+    """
+    if backend.name == "toyworld":
+        from syncos.backends.toyworld import metrics as tw
+
+        by_d = tw.consistency_by_distance(tw.decode_frames(frames))
+        return {k: {d: float(v[d]) for d in range(1, len(v))} for k, v in by_d.items()}
+    if scorer is not None:
+        return {"feature": drift_curve(scorer.frame_features(frames), "cosine")}
+    return {"pixel": drift_curve(pixel_features(frames), "l1")}
+
+
+def run_row(
+    suite: Suite, scenario: str, method: str, seed: int, backends: dict, scorer: Any = None, load=load_backend
+):
+    """(results row, drift curve, frames) of one run."""
+    sc = load_scenario(suite.resolve(scenario, method, seed))
+    settings = sc.model_settings()
+    key = json.dumps([sc.model, settings], sort_keys=True, default=str)
+    if key not in backends:
+        backends[key] = load(sc.model, **settings)
+    start = time.perf_counter()
+    gen = generate(sc, backend=backends[key])
+    frames = np.stack(list(gen.frames()))
+    wall = time.perf_counter() - start
+    metrics = evaluate_frames(gen, frames)
+    if metrics is None and gen.backend.name == "toyworld":  # until the backend exposes evaluate()
+        from syncos.backends.toyworld.metrics import evaluate
+
+        events = [(a, b, e.prompt) for (a, b), e in zip(gen.plan.video_spans, sc.events, strict=True)]
+        metrics = evaluate(frames, sc.global_prompt, events)
+    metrics = dict(metrics or {})
+    if scorer is not None:
+        events = [(a, b, e.prompt) for (a, b), e in zip(gen.plan.video_spans, sc.events, strict=True)]
+        metrics.update(scorer.evaluate(frames, sc.global_prompt, events))
+    row = {
+        "scenario": scenario,
+        "method": method,
+        "seed": seed,
+        "sampler": sc.method,
+        "events": len(sc.events),
+        "frames": len(frames),
+        "chunks": gen.plan.num_chunks,
+        "wall_s": round(wall, 3),
+        "nfe": sum(gen.nfe.values()),
+        **{k: round(float(v), 6) for k, v in metrics.items()},
+    }
+    return row, drift_curves(gen.backend, frames, scorer), frames
+
+
+def run_suite(
+    suite: Suite,
+    outdir: str | Path,
+    *,
+    methods: Sequence[str] | None = None,
+    seeds: int | None = None,
+    scenarios: Sequence[str] | None = None,
+    scorer: Any = None,
+    log: Callable[[str], None] = print,
+    load: Callable[..., Backend] = load_backend,
+) -> Path:
+    """Fill OUTDIR/results.csv (resumable); returns OUTDIR. A failing row is logged and skipped.
+
+    ``load(model, **settings)`` builds backends (tests pass fakes); one is kept per setting.
+    """
+    out = prepare_outdir(outdir)
+    methods = list(methods or suite.methods)
+    for m in methods:
+        suite.sampler_of(m)
+    names = list(scenarios or suite.scenarios)
+    unknown = [n for n in names if n not in suite.scenarios]
+    if unknown:
+        raise ValueError(
+            f"scenario {unknown[0]!r} is not in the suite; use one of {', '.join(suite.scenarios)}"
+        )
+    done = {row_key(r) for r in read_rows(out / RESULTS)}
+    todo = [
+        (s, m, k)
+        for s in names
+        for m in methods
+        for k in range(seeds if seeds is not None else suite.seeds)
+        if (s, m, str(k)) not in done
+    ]
+    log(f"{len(todo)} runs to do ({len(done)} already in {out / RESULTS})")
+    backends: dict[str, Backend] = {}
+    for i, (s, m, k) in enumerate(todo):
+        try:
+            row, curve, frames = run_row(suite, s, m, k, backends, scorer, load)
+        except Exception as e:  # one bad row must not end a long benchmark; it is retried on rerun
+            with (out / ERRORS).open("a", encoding="utf-8") as f:
+                f.write(f"{s} {m} seed {k}: {e!r}\n{traceback.format_exc()}\n")
+            log(f"[{i + 1}/{len(todo)}] {s} {m} seed {k}: FAILED ({e}); see {out / ERRORS}")
+            continue
+        if k == 0:
+            strip = out / STRIPS / s
+            strip.mkdir(parents=True, exist_ok=True)
+            step = max(1, frames.shape[1] // 64)  # toyworld decodes 32 px frames upscaled 8x
+            Image.fromarray(np.concatenate(list(frames[:, ::step, ::step]), axis=1)).save(strip / f"{m}.png")
+        drift = [
+            dict(scenario=s, method=m, seed=k, kind=kind, distance=d, similarity=round(v, 6))
+            for kind, c in curve.items()
+            for d, v in c.items()
+        ]
+        append_rows(out / DRIFT, drift)
+        append_rows(out / RESULTS, [row])
+        log(f"[{i + 1}/{len(todo)}] {s} {m} seed {k}: {row['wall_s']:.1f} s, {row['nfe']} NFE")
+    return out

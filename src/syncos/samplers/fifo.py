@@ -1,0 +1,157 @@
+"""FIFO-Diffusion (Kim et al., arXiv 2405.11473) as a baseline: diagonal denoising of a frame queue.
+
+The queue holds one latent frame per noise level, cleanest first. Each iteration denoises every
+frame by one step, the front frame comes out clean and is appended to the video, the queue shifts
+by one and a fresh noise frame enters at the back. The paper's two refinements are here:
+
+- latent partitioning: the queue holds ``partitions * L`` noise levels (so the sampler takes
+  ``partitions * L`` steps; ``partitions`` defaults to ``round(steps / L)``) and is cut into
+  windows of the model's chunk length L, all denoised in one batched call;
+- lookahead denoising: windows slide by about L/2 and only their back half is written, so every
+  frame is denoised with cleaner frames ahead of it. ``L // 2`` context frames (the last frames
+  that left, kept at the lowest noise level of the grid) sit in front of the queue.
+
+As in the paper, the queue starts from a clip the model samples first, corrupted to each level;
+the first ``N - L`` frames that leave are copies of its first frame and are dropped.
+Each window is conditioned on the event of the video frames it covers (``assign_events``).
+
+The one decision the paper leaves to the model: a window holds frames at *different* noise
+levels, which the Backend protocol (one timestep per chunk) cannot express.
+
+- ``timesteps="per-frame"`` (FIFO proper): the window is given a (n, L) timestep tensor. Only
+  for backends that declare ``per_frame_timesteps = True`` and accept such a tensor in forward().
+- ``timesteps="shared"`` (every other backend): each window is first forward-diffused to the
+  noise level of its noisiest frame (the less noisy frames get exact, seeded extra noise), so the
+  model sees a clip that truly is at one timestep; then each frame takes its own DDIM step from
+  its own x_t with the window's x0 estimate. The price is detail: the cleaner frames of a window
+  are predicted from a noisier view. Latent partitioning is what bounds that price: a window
+  spans L of the N = partitions * L levels, about 1/partitions of the noise range.
+- ``timesteps="auto"`` (default) picks per-frame where the backend declares it, else shared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from syncos.backends.base import Backend
+from syncos.samplers.common import Callback, Cancelled, Run, SampleResult, SamplerOptions, Step
+from syncos.timeline import Plan, assign_events
+
+TIMESTEP_MODES = ("auto", "per-frame", "shared")
+
+
+@dataclass(frozen=True)
+class FIFOOptions(SamplerOptions):
+    """FIFO-Diffusion's settings; ``steps`` is rounded to a multiple of the chunk length."""
+
+    partitions: int | None = None  # n: the queue holds n * L noise levels; None = round(steps / L)
+    lookahead: bool = True
+    timesteps: str = "auto"  # "per-frame", "shared" or "auto" (see the module docstring)
+
+    def __post_init__(self) -> None:
+        if self.timesteps not in TIMESTEP_MODES:
+            raise ValueError(f"timesteps must be one of {', '.join(TIMESTEP_MODES)}, got {self.timesteps!r}")
+        if self.partitions is not None and self.partitions < 1:
+            raise ValueError(f"partitions must be >= 1 or null, got {self.partitions}")
+
+
+def timestep_mode(backend: Backend, requested: str) -> str:
+    supported = bool(getattr(backend, "per_frame_timesteps", False))
+    if requested == "per-frame" and not supported:
+        raise ValueError(
+            f"backend {backend.name!r} takes one timestep per chunk; use fifo timesteps 'shared' or 'auto'"
+        )
+    return requested if requested != "auto" else ("per-frame" if supported else "shared")
+
+
+def _windows(queue: int, length: int, context: int) -> list[tuple[int, int]]:
+    """(start, first written position) of each window; together they write [context, queue) once."""
+    width = length - context
+    starts = list(range(0, queue - length + 1, width))
+    if starts[-1] + length < queue:
+        starts.append(queue - length)
+    out, written = [], context
+    for s in starts:
+        out.append((s, max(s + context, written)))
+        written = s + length
+    return out
+
+
+def sample_fifo(
+    backend: Backend, plan: Plan, options: FIFOOptions, seed: int, callback: Callback | None = None
+) -> SampleResult:
+    L, F = plan.chunk_length, plan.latent_frames
+    n = options.partitions or max(1, round(options.steps / L))
+    N = n * L  # noise levels = queue positions = sampling steps
+    run = Run(backend, plan, replace(options, steps=N), seed, callback)
+    mode = timestep_mode(backend, options.timesteps)
+    axis, g = run.axis, run.grid
+    P = L // 2 if options.lookahead else 0  # context frames in front of the queue
+    Q = P + N
+    level = torch.tensor([N - 1] * P + list(range(N - 1, -1, -1)))  # grid index of each position
+    windows = _windows(Q, L, P)
+    idx = torch.stack([torch.arange(s0, s0 + L) for s0, _ in windows])  # (w, L) queue positions
+
+    def shaped(v: torch.Tensor) -> torch.Tensor:
+        """A (w, L) per-position table shaped to broadcast over the windows (w, *chunk_shape)."""
+        shape = [len(windows)] + [1] * len(backend.latent_shape(L))
+        shape[axis + 1] = L
+        return v.float().reshape(shape).to(backend.device)
+
+    lv = level[idx]  # (w, L) grid index of every window position
+    t, a, s, a_next, s_next = (
+        shaped(v[lv]) for v in (g.timesteps, g.alpha, g.sigma, g.alpha_next, g.sigma_next)
+    )
+    top = shaped((lv == lv.min(dim=1, keepdim=True).values).double())  # each window's noisiest frame
+
+    def event_prompts(first_id: int) -> list[str]:
+        ids = [min(max(first_id + s0 - P, 0), F - L) for s0, _ in windows]
+        return [plan.prompts[e] for e in assign_events(ids, L, plan.event_spans)]
+
+    # The base clip: the first window's event, sampled plainly, then corrupted to every level.
+    with run.stage("init"):
+        base = run.randn(tuple(backend.latent_shape(L)))
+        prompt = plan.prompts[assign_events([0], L, plan.event_spans)[0]]
+        for k in range(N):
+            tk, ak, sk = float(g.timesteps[k]), float(g.alpha[k]), float(g.sigma[k])
+            x0, eps = run.denoiser(base[None], tk, ak, sk, [prompt])
+            base = float(g.alpha_next[k]) * x0[0] + float(g.sigma_next[k]) * eps[0]
+        src = torch.tensor([max(0, p - P - (N - L)) for p in range(Q)], device=base.device)
+        per_frame = [Q if d == axis else 1 for d in range(base.dim())]
+        aq, sq = (v[level].float().reshape(per_frame).to(base) for v in (g.alpha, g.sigma))
+        queue = aq * base.index_select(axis, src) + sq * run.randn(tuple(backend.latent_shape(Q)))
+
+    out = torch.zeros(run.shape, device=backend.device)
+    total = F + N - L
+    for i in range(total):
+        with run.stage("stage1"):
+            x = queue.movedim(axis, 0)[idx].movedim(1, axis + 1)  # (w, *chunk_shape)
+            prompts = event_prompts(i - (N - L))
+            if mode == "per-frame":
+                x0, eps = run.denoiser(x, t.reshape(len(windows), L), a, s, prompts)
+            else:  # lift every frame to its window's noisiest level: one true timestep per window
+                t_w, a_w, s_w = (_pick(v, top, axis) for v in (t, a, s))
+                ratio = a_w / a.clamp_min(1e-12) * (1 - top) + top
+                extra = (s_w**2 - (ratio * s) ** 2).clamp_min(0).sqrt()
+                lifted = ratio * x + extra * run.randn(tuple(x.shape))
+                x0, _ = run.denoiser(lifted, t_w.flatten(), a_w.flatten(), s_w.flatten(), prompts)
+                eps = (x - a * x0) / s.clamp_min(1e-12)  # each frame steps from its own x_t
+            stepped = (a_next * x0 + s_next * eps).movedim(axis + 1, 1)  # (w, L, ...)
+        new = queue.movedim(axis, 0).clone()
+        for w, (s0, first) in enumerate(windows):
+            new[first : s0 + L] = stepped[w, first - s0 :]
+        if i >= N - L:
+            out.movedim(axis, 0)[i - (N - L)] = new[P]
+        fresh = run.randn(tuple(backend.latent_shape(1))).movedim(axis, 0)
+        # the frame that left stays in front as context, at its last (lowest) noise level
+        queue = torch.cat([queue.movedim(axis, 0)[1 : P + 1], new[P + 1 :], fresh]).movedim(0, axis)
+        if callback is not None and callback(Step(i, total, float(g.timesteps[N - 1]), out)) is False:
+            raise Cancelled(f"cancelled after step {i + 1} of {total}")
+    return run.result(out)
+
+
+def _pick(v: torch.Tensor, mask: torch.Tensor, axis: int) -> torch.Tensor:
+    """The value at each window's noisiest position, keeping the broadcast shape."""
+    return (v * mask).sum(dim=axis + 1, keepdim=True) / mask.sum(dim=axis + 1, keepdim=True)

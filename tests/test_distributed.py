@@ -1,0 +1,193 @@
+"""Chunk-parallel sampling over several processes (gloo on CPU), against the single-process result.
+
+Ranks are processes forked from a forkserver that has imported torch, syncos and the worker
+(tests/dist_worker.py) once, so a rank starts in milliseconds rather than seconds (CI has two
+cores). Each gets torchrun's environment variables; torchrun and mp.spawn are not used because
+they kill the surviving ranks as soon as one fails, and the fault tests must see what the
+survivors do on their own.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import multiprocessing
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from syncos import distributed
+from syncos.io import read_video
+
+SCENARIO = {
+    "model": "gaussian",
+    "global_prompt": "a global prompt",
+    "events": [{"prompt": "event one", "frames": 8}, {"prompt": "event two", "frames": 7}],
+    "sampler": {"method": "codenoise", "steps": 4, "guidance_scale": 2.0},  # syncos: see the samplers test
+}
+_CTX = multiprocessing.get_context("forkserver")
+_CTX.set_forkserver_preload(["dist_worker", "torch._dynamo"])  # torch.optim imports dynamo on first step
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank(logs: str, env: dict[str, str], args: list[str]) -> None:
+    """A rank: torchrun's environment, stdout/stderr (file descriptors too) into LOGS.{out,err}."""
+    import dist_worker
+
+    os.environ.update(env)
+    for fd, suffix in ((1, "out"), (2, "err")):
+        with open(f"{logs}.{suffix}", "w") as f:
+            os.dup2(f.fileno(), fd)
+    torch.set_num_threads(1)
+    sys.exit(dist_worker.main(args))
+
+
+def launch(
+    world: int, args: list[str], logs: Path, wait: int | None = None, timeout: float = 60.0, **env: str
+):
+    """Start ``world`` ranks of dist_worker.main(args); wait for the first ``wait`` (default: all).
+
+    The ranks not waited for are killed at the end.
+    Returns [(exit code, stdout, stderr, seconds until it ended)] per waited-for rank.
+    """
+    base = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "WORLD_SIZE": str(world)}
+    base.update(LOCAL_WORLD_SIZE=str(world), **env)
+    procs = []
+    start = time.monotonic()
+    for r in range(world):
+        rank_env = {**base, "RANK": str(r), "LOCAL_RANK": str(r)}
+        procs.append(_CTX.Process(target=_rank, args=(str(logs / f"rank{r}"), rank_env, args)))
+        procs[-1].start()
+    results = []
+    try:
+        for r, p in enumerate(procs[: world if wait is None else wait]):
+            p.join(max(1.0, timeout - (time.monotonic() - start)))
+            out, err = ((logs / f"rank{r}.{s}").read_text() for s in ("out", "err"))
+            results.append((p.exitcode, out, err, time.monotonic() - start))
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join()
+    return results
+
+
+def _cases(world: int) -> list[str]:
+    """Every Gaussian case; the slower models only with two ranks (CI has two cores)."""
+    names = ["codenoise", "codenoise-uneven", "codenoise-one-chunk", "independent", "syncos-minibatch"]
+    names += ["syncos-flow", "fifo"]
+    if world == 2 and importlib.util.find_spec("syncos.backends.toyworld") is not None:
+        names += ["toyworld-codenoise", "toyworld-syncos"]
+    if world == 2 and importlib.util.find_spec("diffusers") is not None:
+        names.append("cogvideox-syncos")
+    return names
+
+
+def _scenario(tmp_path: Path) -> str:
+    path = tmp_path / "scenario.json"
+    path.write_text(json.dumps(SCENARIO))
+    return str(path)
+
+
+# --------------------------------------------------------------------------- no process group
+
+
+def test_shard_is_balanced_and_covers_everything():
+    for n in range(0, 14):
+        for world in range(1, 6):
+            spans = [distributed.shard(n, r, world) for r in range(world)]
+            assert spans[0][0] == 0 and spans[-1][1] == n
+            assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
+            sizes = [hi - lo for lo, hi in spans]
+            assert max(sizes) - min(sizes) <= 1 and max(sizes) == -(-n // world)
+
+
+def test_without_a_group_everything_is_world_one(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with distributed.launched():
+        assert (distributed.rank(), distributed.world_size(), distributed.is_main()) == (0, 1, True)
+        x = torch.randn(3, 2)
+        assert distributed.gather_rows(x, 3) is x
+    monkeypatch.setenv(distributed.TIMEOUT_ENV, "2.5")
+    assert distributed.timeout_seconds() == 2.5 and distributed.timeout_seconds(7) == 7.0
+
+
+# --------------------------------------------------------------------------- several processes
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_equals_single_process(tmp_path, world):
+    """Every rank ends with the single-process latent and NFE counts, whatever the number of ranks.
+
+    Outputs are gathered, never reduced, so the only possible difference is the network's own
+    dependence on its batch composition: none for the Gaussian and toyworld models (bitwise
+    equal), ~1e-6 for the tiny diffusers transformer (its kernels reduce in a batch-dependent order).
+    """
+    names = _cases(world)
+    results = launch(world, ["samplers", str(tmp_path), *names], tmp_path, timeout=120)
+    for rc, _, err, _ in results:
+        assert rc == 0, err
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(world)]
+    ref = ranks[0]["ref"]
+    for name in names:
+        for r in range(world):
+            got = ranks[r]["dist"][name]
+            assert got["nfe"] == ref[name]["nfe"], (name, r)
+            if name.startswith("cogvideox"):
+                torch.testing.assert_close(got["latent"], ref[name]["latent"], rtol=1e-5, atol=1e-5)
+            else:
+                assert torch.equal(got["latent"], ref[name]["latent"]), (name, r)
+
+
+def test_cli_writes_once_and_matches_single_process(tmp_path, monkeypatch):
+    import dist_worker
+    from syncos import api, cli
+
+    scenario = _scenario(tmp_path)
+    monkeypatch.setattr(api, "load_backend", dist_worker.gaussian_loader(api.load_backend))
+    assert cli.main(["generate", scenario, "-o", str(tmp_path / "one"), "-q"]) == 0
+    (rc0, out0, err0, _), (rc1, out1, err1, _) = launch(
+        2, ["cli", "generate", scenario, "-o", str(tmp_path / "two")], tmp_path
+    )
+    assert (rc0, rc1) == (0, 0), err0 + err1
+    assert out0.startswith("wrote ") and (out1, err1) == ("", "")  # other ranks print nothing
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["run.json", "video.mp4"]
+    one, two = (json.loads((tmp_path / d / "run.json").read_text()) for d in ("one", "two"))
+    assert two.pop("world_size") == 2 and "world_size" not in one
+    one.pop("seconds"), two.pop("seconds")
+    assert one == two  # same nfe, plan, scenario
+    a, b = (read_video(tmp_path / d / "video.mp4")[0] for d in ("one", "two"))
+    assert (a == b).all()
+
+
+@pytest.mark.parametrize("kind", ["exit", "hang"])
+def test_a_failed_rank_stops_the_others(tmp_path, kind):
+    """A rank that dies (or hangs) mid-run: the others exit 3 with one line, within the timeout, no video."""
+    world, timeout = (3, 30.0) if kind == "exit" else (2, 3.0)
+    out = tmp_path / "out"
+    args = ["generate", _scenario(tmp_path), "-o", str(out), "-q", "--dist-timeout", str(timeout)]
+    fault = f"1:3:{kind}"
+    results = launch(
+        world, ["cli", *args], tmp_path, wait=1 if kind == "hang" else None, SYNCOS_TEST_FAULT=fault
+    )
+    survivors = [res for r, res in enumerate(results) if r != 1]
+    for rc, stdout, stderr, seconds in survivors:
+        assert rc == 3, stderr
+        assert stdout == "" and "Traceback" not in stderr
+        assert stderr.startswith("syncos: error: rank ") and stderr.count("\n") == 1, stderr  # one line
+        assert "peer rank" in stderr
+        # a dead peer is noticed at once (its sockets close); a hung one after the timeout
+        assert seconds < (10 if kind == "exit" else timeout + 10)
+    if kind == "exit":
+        assert results[1][0] == 17
+    assert not any(out.glob("video*")) and not (out / "run.json").exists()
