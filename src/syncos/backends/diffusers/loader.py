@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -85,11 +86,18 @@ def _pipeline_class(model: str) -> str:
     from diffusers import DiffusionPipeline
 
     try:
-        cfg = DiffusionPipeline.load_config(model, local_files_only=_offline())
+        with warnings.catch_warnings():  # hub deprecation chatter would break the one-line error
+            warnings.simplefilter("ignore")
+            cfg = DiffusionPipeline.load_config(model, local_files_only=_offline())
     except Exception as e:
         hint = " (offline: HF_HUB_OFFLINE is set, so only the local cache is searched)" if _offline() else ""
-        raise UserError(f"model {model!r} could not be found{hint}: {type(e).__name__}: {e}") from None
+        raise UserError(f"model {model!r} could not be found{hint}: {_first_line(e)}") from None
     return _family_of_class(cfg.get("_class_name", "?"), f"model {model!r}")
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"
 
 
 def _device(device: str | None) -> torch.device | None:
@@ -128,7 +136,7 @@ def load_diffusers_backend(model: str | None = None, *, pipe: Any = None, **sett
             pipe = DiffusionPipeline.from_pretrained(str(model), **kwargs)
         except Exception as e:
             raise UserError(
-                f"model {model!r} could not be loaded as a {cls_name}: {type(e).__name__}: {e}"
+                f"model {model!r} could not be loaded as a {cls_name}: {_first_line(e)}"
             ) from None
     else:
         cls_name = _family_of_class(type(pipe).__name__, "the pipeline handed over")
