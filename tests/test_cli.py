@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,3 +146,33 @@ def test_interrupt_leaves_nothing(tmp_path, monkeypatch, capsys):
     assert main(["generate", str(write(tmp_path, SCENARIO)), "-o", str(out), "--quiet"]) == 130
     assert "interrupted" in capsys.readouterr().err
     assert list(out.iterdir()) == []
+
+
+EXAMPLES = sorted(
+    p for p in (Path(__file__).parent.parent / "examples").iterdir() if p.suffix in (".yaml", ".json")
+)
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_every_example(example, tmp_path):
+    """Each toyworld example generates (briefly); the real-model ones validate."""
+    from syncos.scenario import load_scenario
+
+    scenario = load_scenario(example)
+    if scenario.model != "toyworld":
+        assert scenario.global_prompt and scenario.events
+        return
+    out = tmp_path / "out"
+    args = [
+        "generate",
+        str(example),
+        "-o",
+        str(out),
+        "--quiet",
+        "--steps",
+        "3",
+        "--set",
+        "sampler.iterations=2",
+    ]
+    assert main(args) == 0
+    assert (out / "video.mp4").stat().st_size > 0 and (out / "run.json").exists()
