@@ -24,17 +24,29 @@ from syncos.api import evaluate_frames
 
 SCENARIOS = {
     # colour and lighting left open: chunks must agree on them with no prompt to pin them
-    "open-colour": {"global_prompt": "a ball on the grass",
-                    "events": [{"prompt": "the ball moves to the right", "frames": 24},
-                               {"prompt": "the ball jumps", "frames": 24}]},
+    "open-colour": {
+        "global_prompt": "a ball on the grass",
+        "events": [
+            {"prompt": "the ball moves to the right", "frames": 24},
+            {"prompt": "the ball jumps", "frames": 24},
+        ],
+    },
     # everything global pinned, drift (hue, brightness) is what can go wrong
-    "pinned": {"global_prompt": "a red ball on green grass by day",
-               "events": [{"prompt": "the ball moves to the right", "frames": 24},
-                          {"prompt": "the ball stays still", "frames": 24}]},
-    "story": {"global_prompt": "a blue square in the desert",
-              "events": [{"prompt": "the square grows", "frames": 16},
-                         {"prompt": "the square moves to the left", "frames": 16},
-                         {"prompt": "night falls", "frames": 16}]},
+    "pinned": {
+        "global_prompt": "a red ball on green grass by day",
+        "events": [
+            {"prompt": "the ball moves to the right", "frames": 24},
+            {"prompt": "the ball stays still", "frames": 24},
+        ],
+    },
+    "story": {
+        "global_prompt": "a blue square in the desert",
+        "events": [
+            {"prompt": "the square grows", "frames": 16},
+            {"prompt": "the square moves to the left", "frames": 16},
+            {"prompt": "night falls", "frames": 16},
+        ],
+    },
 }
 
 VARIANTS = {
@@ -50,11 +62,20 @@ VARIANTS = {
     "syncos chain_rule": {"method": "syncos", "chain_rule": True},
     "syncos chain_rule lr=0.05": {"method": "syncos", "chain_rule": True, "lr": 0.05},
     "syncos chain_rule clean lr=0.05": {
-        "method": "syncos", "chain_rule": True, "kernel": "clean", "lr": 0.05,
+        "method": "syncos",
+        "chain_rule": True,
+        "kernel": "clean",
+        "lr": 0.05,
     },
 }
-METRICS = ("subject_consistency", "background_consistency", "global_fidelity", "local_fidelity",
-           "smoothness", "clean")
+METRICS = (
+    "subject_consistency",
+    "background_consistency",
+    "global_fidelity",
+    "local_fidelity",
+    "smoothness",
+    "clean",
+)
 
 
 def interval(values: list[float]) -> tuple[float, float]:
@@ -96,10 +117,16 @@ def main() -> None:
                     start = time.perf_counter()
                     gen = syncos.generate({**sc, "sampler": sampler, "seed": seed})
                     m = evaluate_frames(gen, np.stack(list(gen.frames())))
-                    w.writerow({"variant": variant, "scenario": name, "seed": seed,
-                                **{k: round(m[k], 4) for k in METRICS},
-                                "seconds": round(time.perf_counter() - start, 2),
-                                "nfe": json.dumps(gen.nfe)})
+                    w.writerow(
+                        {
+                            "variant": variant,
+                            "scenario": name,
+                            "seed": seed,
+                            **{k: round(m[k], 4) for k in METRICS},
+                            "seconds": round(time.perf_counter() - start, 2),
+                            "nfe": json.dumps(gen.nfe),
+                        }
+                    )
                     f.flush()
     with out.open() as f:
         rows = list(csv.DictReader(f))

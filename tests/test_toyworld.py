@@ -63,8 +63,13 @@ def test_prior_mean_at_zero_terminal_snr(backend):
 
 @pytest.mark.parametrize(
     "prediction,schedule,layout",
-    [("v", "cogvideox", "cfhw"), ("eps", "sd", "fchw"), ("x0", "cogvideox", "fchw"), ("flow", "flow", "cfhw"),
-     ("eps", "flow", "cfhw")],
+    [
+        ("v", "cogvideox", "cfhw"),
+        ("eps", "sd", "fchw"),
+        ("x0", "cogvideox", "fchw"),
+        ("flow", "flow", "cfhw"),
+        ("eps", "flow", "cfhw"),
+    ],
 )
 def test_every_prediction_converts_back_to_the_same_x0(prediction, schedule, layout):
     b = ToyWorldBackend(prediction=prediction, schedule=schedule, layout=layout, chunk_length=4)
@@ -112,8 +117,15 @@ def test_unknown_prompt_lists_vocabulary(backend):
 
 
 def test_settings():
-    b = load_backend("toyworld", height=None, width=256, fps=8, dtype="float32", device=None,
-                     model_options={"prediction": "eps", "layout": "fchw"})
+    b = load_backend(
+        "toyworld",
+        height=None,
+        width=256,
+        fps=8,
+        dtype="float32",
+        device=None,
+        model_options={"prediction": "eps", "layout": "fchw"},
+    )
     assert b.prediction == "eps" and b.frame_axis == 0 and b.latent_shape(5) == (5, 3, 32, 32)
     with pytest.raises(UserError, match="fps must be 8"):
         ToyWorldBackend.from_settings(fps=24)

@@ -40,8 +40,14 @@ def clips():
 def test_clean_video_scores_one(clips):
     _, v = clips
     scores = evaluate(v["clean"], GLOBAL, EVENTS)
-    assert set(scores) == {"subject_consistency", "background_consistency", "smoothness", "clean",
-                           "global_fidelity", "local_fidelity"}
+    assert set(scores) == {
+        "subject_consistency",
+        "background_consistency",
+        "smoothness",
+        "clean",
+        "global_fidelity",
+        "local_fidelity",
+    }
     assert min(scores.values()) > 0.95, scores
 
 

@@ -122,13 +122,17 @@ def run_record(gen: Generation, wall_seconds: float, video_frames: int, extra: d
     }
 
 
+def video_events(plan: Plan, scenario: Scenario) -> list[tuple[int, int, str]]:
+    """Each event as (first frame, end frame, local prompt) in the output video: what metrics score."""
+    return [(a, b, e.prompt) for (a, b), e in zip(plan.video_spans, scenario.events, strict=True)]
+
+
 def evaluate_frames(gen: Generation, frames: np.ndarray) -> dict[str, float] | None:
     """The backend's own metrics of a decoded video, if it has any (toyworld does)."""
     evaluate = getattr(gen.backend, "evaluate", None)
     if evaluate is None:
         return None
-    events = [(a, b, e.prompt) for (a, b), e in zip(gen.plan.video_spans, gen.scenario.events, strict=True)]
-    return evaluate(frames, gen.scenario.global_prompt, events)
+    return evaluate(frames, gen.scenario.global_prompt, video_events(gen.plan, gen.scenario))
 
 
 def save(gen: Generation, outdir: str | Path, *, gif: bool = False, wall_seconds: float = 0.0) -> dict:

@@ -132,7 +132,7 @@ def _generate(args: argparse.Namespace, main: bool) -> int:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from syncos.api import make_plan
+    from syncos.api import make_plan, video_events
     from syncos.backends import load_backend
     from syncos.io import read_video
     from syncos.scenario import load_scenario
@@ -148,8 +148,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     plan = make_plan(scenario, backend)
     if len(frames) != plan.video_frames:
         raise UserError(f"video has {len(frames)} frames but the scenario makes {plan.video_frames}")
-    events = [(a, b, e.prompt) for (a, b), e in zip(plan.video_spans, scenario.events, strict=True)]
-    metrics = evaluate(frames, scenario.global_prompt, events)
+    metrics = evaluate(frames, scenario.global_prompt, video_events(plan, scenario))
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
@@ -179,12 +178,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
             scorer = FeatureScorer.from_folder(args.features)
         try:
-            run_suite(suite, args.output, methods=methods, seeds=args.seeds, scenarios=args.scenarios,
-                      scorer=scorer, log=lambda line: print(line, file=sys.stderr, flush=True))
+            run_suite(
+                suite,
+                args.output,
+                methods=methods,
+                seeds=args.seeds,
+                scenarios=args.scenarios,
+                scorer=scorer,
+                log=lambda line: print(line, file=sys.stderr, flush=True),
+            )
         except ValueError as e:
             raise UserError(str(e)) from None
-    summary = write_report(args.output, methods=methods, baseline=suite.baseline, contact=suite.contact_sheet,
-                           title=f"syncos bench {suite.folder.name}", description=suite.description)
+    summary = write_report(
+        args.output,
+        methods=methods,
+        baseline=suite.baseline,
+        contact=suite.contact_sheet,
+        title=f"syncos bench {suite.folder.name}",
+        description=suite.description,
+    )
     print(summary)
     return 0
 

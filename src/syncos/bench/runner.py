@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from syncos.api import evaluate_frames, generate
+from syncos.api import evaluate_frames, generate, video_events
 from syncos.backends import Backend, load_backend
 from syncos.bench.drift import drift_curve, pixel_features
 from syncos.bench.suite import Suite
@@ -58,16 +58,9 @@ def run_row(
     gen = generate(sc, backend=backends[key])
     frames = np.stack(list(gen.frames()))
     wall = time.perf_counter() - start
-    metrics = evaluate_frames(gen, frames)
-    if metrics is None and gen.backend.name == "toyworld":  # until the backend exposes evaluate()
-        from syncos.backends.toyworld.metrics import evaluate
-
-        events = [(a, b, e.prompt) for (a, b), e in zip(gen.plan.video_spans, sc.events, strict=True)]
-        metrics = evaluate(frames, sc.global_prompt, events)
-    metrics = dict(metrics or {})
+    metrics = dict(evaluate_frames(gen, frames) or {})
     if scorer is not None:
-        events = [(a, b, e.prompt) for (a, b), e in zip(gen.plan.video_spans, sc.events, strict=True)]
-        metrics.update(scorer.evaluate(frames, sc.global_prompt, events))
+        metrics.update(scorer.evaluate(frames, sc.global_prompt, video_events(gen.plan, sc)))
     row = {
         "scenario": scenario,
         "method": method,

@@ -5,6 +5,13 @@ from syncos.backends.toyworld.model import Posterior, PromptMixture, ToyWorldBac
 from syncos.backends.toyworld.world import PromptSpec, parse_prompt, vocabulary
 
 __all__ = [
-    "Posterior", "PromptMixture", "PromptSpec", "ToyWorldBackend", "consistency_by_distance", "decode_frames",
-    "evaluate", "parse_prompt", "vocabulary",
+    "Posterior",
+    "PromptMixture",
+    "PromptSpec",
+    "ToyWorldBackend",
+    "consistency_by_distance",
+    "decode_frames",
+    "evaluate",
+    "parse_prompt",
+    "vocabulary",
 ]

@@ -108,8 +108,10 @@ def decode_frame(px: np.ndarray, region: np.ndarray) -> tuple[float, ...]:
     colour = W.hue_to_rgb(hue)
     best_fit: tuple = (np.inf, 0, 0, 0.0, 0, None)
     candidates = itertools.product(
-        range(len(W.SHAPES)), range(h0 - 1, h0 + 2),
-        (x0 - 0.5, x0, x0 + 0.5, x0 + 1.0), (b0, b0 + 1),
+        range(len(W.SHAPES)),
+        range(h0 - 1, h0 + 2),
+        (x0 - 0.5, x0, x0 + 0.5, x0 + 1.0),
+        (b0, b0 + 1),
     )
     for si, size, x, bottom in candidates:
         mask = W.runs_to_mask(W.subject_runs(W.SHAPES[si], size, x, bottom))
@@ -128,8 +130,16 @@ def decode_frames(frames: np.ndarray) -> FrameAttributes:
     rows = np.array([decode_frame(px, region) for px in to_native(frames)], dtype=np.float64)
     cols = rows.T
     return FrameAttributes(
-        scene=cols[0].astype(int), night=cols[1], bright=cols[2], shape=cols[3].astype(int), size=cols[4],
-        x=cols[5], bottom=cols[6], hue=cols[7], rmse=cols[8], bg_rmse=cols[9],
+        scene=cols[0].astype(int),
+        night=cols[1],
+        bright=cols[2],
+        shape=cols[3].astype(int),
+        size=cols[4],
+        x=cols[5],
+        bottom=cols[6],
+        hue=cols[7],
+        rmse=cols[8],
+        bg_rmse=cols[9],
     )
 
 
@@ -169,11 +179,18 @@ def _smoothness(a: FrameAttributes) -> float:
     if len(a.scene) < 2:
         return 1.0
     dx = np.abs((np.diff(a.x) + W.WIDTH / 2) % W.WIDTH - W.WIDTH / 2)
-    jumps = np.stack([
-        dx / 3.0, np.abs(np.diff(a.bottom)) / 5.0, np.abs(np.diff(a.size)) / 2.0,
-        _hue_diff(a.hue[1:], a.hue[:-1]) / 6.0, np.abs(np.diff(a.bright)) / W.BRIGHT_STEP,
-        np.abs(np.diff(a.night)) / 0.25, 2.0 * (np.diff(a.shape) != 0), 2.0 * (np.diff(a.scene) != 0),
-    ])
+    jumps = np.stack(
+        [
+            dx / 3.0,
+            np.abs(np.diff(a.bottom)) / 5.0,
+            np.abs(np.diff(a.size)) / 2.0,
+            _hue_diff(a.hue[1:], a.hue[:-1]) / 6.0,
+            np.abs(np.diff(a.bright)) / W.BRIGHT_STEP,
+            np.abs(np.diff(a.night)) / 0.25,
+            2.0 * (np.diff(a.shape) != 0),
+            2.0 * (np.diff(a.scene) != 0),
+        ]
+    )
     jump = np.nan_to_num(jumps, nan=2.0).max(0)
     return float(np.exp(-np.maximum(0.0, jump - 1.0)).mean())
 

@@ -31,6 +31,8 @@ from . import world as W
 
 CONTRAST = 1.0  # latent = CONTRAST * (pixel - 0.5): calibrated on posterior entropy (docs/toyworld.md)
 PIXEL_STD = 0.02  # component standard deviation, in pixel units
+
+
 @dataclass(frozen=True)
 class Tables:
     """A prompt's factor tensors for a clip of F frames (Kb/Kk/Ks: its background/colour/subject tracks)."""
@@ -119,10 +121,14 @@ class PromptMixture:
         log_ws = [-np.log(counts[t.shape, t.motion]) for t in subjects]
         as_t = lambda arr: torch.from_numpy(np.ascontiguousarray(arr))  # noqa: E731
         return Tables(
-            beta=as_t(beta).reshape(len(beta), -1), col=as_t(col).reshape(len(col), -1),
+            beta=as_t(beta).reshape(len(beta), -1),
+            col=as_t(col).reshape(len(col), -1),
             log_ws=torch.tensor(log_ws, dtype=torch.float64),
-            run_a=as_t(base + a), run_b=as_t(base + b), run_seg=as_t(seg),
-            quad_b=as_t(quad_b), quad_k=as_t(quad_k),
+            run_a=as_t(base + a),
+            run_b=as_t(base + b),
+            run_seg=as_t(seg),
+            quad_b=as_t(quad_b),
+            quad_k=as_t(quad_k),
         )
 
 
@@ -139,7 +145,11 @@ class Posterior:
 
 
 def posterior_mean(
-    x: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor, tau: float, mixture: PromptMixture,
+    x: torch.Tensor,
+    alpha: torch.Tensor,
+    sigma: torch.Tensor,
+    tau: float,
+    mixture: PromptMixture,
     region: torch.Tensor,
 ) -> tuple[torch.Tensor, ...]:
     """E[x0|x_t], E[eps|x_t] and the marginals (r_b, r_k, r_s) for chunks x (n, C, F, H, W) of one prompt."""
@@ -178,7 +188,13 @@ def posterior_mean(
 SCHEDULES = ("cogvideox", "sd", "flow")
 LAYOUTS = ("cfhw", "fchw")
 OPTIONS = (
-    "prediction", "layout", "schedule", "chunk_length", "default_stride", "display_scale", "contrast",
+    "prediction",
+    "layout",
+    "schedule",
+    "chunk_length",
+    "default_stride",
+    "display_scale",
+    "contrast",
     "pixel_std",
 )
 
@@ -211,16 +227,22 @@ class ToyWorldBackend:
                 f"model_options.prediction {prediction!r} needs schedule "
                 f"{'flow' if prediction == 'flow' else 'cogvideox or sd'}, got {schedule!r}"
             )
-        for key, value in (("chunk_length", chunk_length), ("default_stride", default_stride),
-                           ("display_scale", display_scale)):
+        for key, value in (
+            ("chunk_length", chunk_length),
+            ("default_stride", default_stride),
+            ("display_scale", display_scale),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UserError(f"model_options.{key} must be a positive integer, got {value!r}")
         for key, value in (("contrast", contrast), ("pixel_std", pixel_std)):
             if not isinstance(value, (int, float)) or value <= 0:
                 raise UserError(f"model_options.{key} must be a positive number, got {value!r}")
         self.prediction = prediction
-        self.schedule = {"cogvideox": VPSchedule.cogvideox, "sd": VPSchedule.stable_diffusion,
-                         "flow": FlowSchedule}[schedule]()
+        self.schedule = {
+            "cogvideox": VPSchedule.cogvideox,
+            "sd": VPSchedule.stable_diffusion,
+            "flow": FlowSchedule,
+        }[schedule]()
         self.layout = layout
         self.frame_axis = 1 if layout == "cfhw" else 0
         self.chunk_length, self.default_stride = chunk_length, default_stride
@@ -240,8 +262,11 @@ class ToyWorldBackend:
             raise UserError(f"unknown toyworld model_options {unknown}; allowed: {', '.join(OPTIONS)}")
         scale = options.get("display_scale", 8)
         allowed = {
-            "height": (W.HEIGHT, W.HEIGHT * scale), "width": (W.WIDTH, W.WIDTH * scale),
-            "fps": (W.FPS,), "dtype": ("float32",), "device": ("cpu",),
+            "height": (W.HEIGHT, W.HEIGHT * scale),
+            "width": (W.WIDTH, W.WIDTH * scale),
+            "fps": (W.FPS,),
+            "dtype": ("float32",),
+            "device": ("cpu",),
         }
         for key, value in settings.items():
             if value is None:

@@ -45,7 +45,12 @@ SCENES: dict[str, tuple[tuple[float, float, float], ...]] = {
 }
 NIGHT_GAIN, NIGHT_TINT = 0.3, np.array([0.03, 0.04, 0.14])
 COLOURS: dict[str, float] = {  # hue in degrees
-    "red": 0.0, "yellow": 58.0, "green": 120.0, "cyan": 180.0, "blue": 235.0, "purple": 295.0,
+    "red": 0.0,
+    "yellow": 58.0,
+    "green": 120.0,
+    "cyan": 180.0,
+    "blue": 235.0,
+    "purple": 295.0,
 }
 SATURATION, VALUE = 0.85, 0.95
 SHAPES = ("square", "circle", "triangle")
@@ -92,16 +97,24 @@ MOTION_WORDS = {
     "still": ("stays still", "still", "rests", "rest", "waits", "sits", "stops", "stands"),
 }
 COLOUR_WORDS = {
-    "red": ("red", "crimson"), "yellow": ("yellow", "golden"), "green": ("green",),
-    "cyan": ("cyan", "turquoise", "teal"), "blue": ("blue", "azure"),
+    "red": ("red", "crimson"),
+    "yellow": ("yellow", "golden"),
+    "green": ("green",),
+    "cyan": ("cyan", "turquoise", "teal"),
+    "blue": ("blue", "azure"),
     "purple": ("purple", "violet", "magenta"),
 }
 
 
 def vocabulary() -> dict[str, list[str]]:
     """Category -> the words a prompt may use (what ``syncos vocab`` prints)."""
-    cats = {"shape": SHAPE_WORDS, "colour": COLOUR_WORDS, "scene": SCENE_WORDS,
-            "lighting": LIGHTING_WORDS, "motion": MOTION_WORDS}
+    cats = {
+        "shape": SHAPE_WORDS,
+        "colour": COLOUR_WORDS,
+        "scene": SCENE_WORDS,
+        "lighting": LIGHTING_WORDS,
+        "motion": MOTION_WORDS,
+    }
     return {cat: sorted({w for ws in table.values() for w in ws}) for cat, table in cats.items()}
 
 
@@ -157,8 +170,10 @@ def parse_prompt(prompt: str) -> PromptSpec:
     changes = [x for x in lights if x in ("nightfall", "sunrise")]
     lightings = changes or [x for x in lights if x in STEADY_LIGHTINGS] or list(STEADY_LIGHTINGS)
     return PromptSpec(
-        shapes=_ordered(shapes, SHAPES), colours=_ordered(colours, tuple(COLOURS)),
-        scenes=_ordered(scenes, tuple(SCENES)), lightings=_ordered(lightings, LIGHTINGS),
+        shapes=_ordered(shapes, SHAPES),
+        colours=_ordered(colours, tuple(COLOURS)),
+        scenes=_ordered(scenes, tuple(SCENES)),
+        lightings=_ordered(lightings, LIGHTINGS),
         motions=_ordered(motions, MOTIONS),
     )
 
@@ -347,7 +362,9 @@ class World:
     def subjects(self) -> list[SubjectTrack]:
         return [
             SubjectTrack(shape, motion, *nuisance)
-            for shape in SHAPES for motion in MOTIONS for nuisance in _subject_nuisance(motion)
+            for shape in SHAPES
+            for motion in MOTIONS
+            for nuisance in _subject_nuisance(motion)
         ]
 
     def select(self, spec: PromptSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
