@@ -57,7 +57,6 @@ VARIANTS = {
     "syncos lr=0.05": {"method": "syncos", "lr": 0.05},
     "syncos lr=0.05 clean t_min=700": {"method": "syncos", "lr": 0.05, "kernel": "clean", "t_min": 700.0},
     "syncos t_min=700": {"method": "syncos", "t_min": 700.0},
-    "syncos lr=0.05 t_min=700": {"method": "syncos", "lr": 0.05, "t_min": 700.0},
     "syncos clean t_min=700": {"method": "syncos", "kernel": "clean", "t_min": 700.0},
     "syncos chain_rule": {"method": "syncos", "chain_rule": True},
     "syncos chain_rule lr=0.05": {"method": "syncos", "chain_rule": True, "lr": 0.05},
