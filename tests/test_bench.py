@@ -115,7 +115,6 @@ def test_cli_bench_rejects_unknown_method(tmp_path, capsys):
 
 def test_toyworld_smoke_suite(tmp_path, capsys):
     """`syncos bench` on a 2-scenario toyworld suite, with its own metrics, through the command line."""
-    pytest.importorskip("syncos.backends.toyworld.metrics")
     folder = tmp_path / "tw"
     folder.mkdir()
     events = [{"prompt": "moves right", "frames": 8}, {"prompt": "jumps", "frames": 8}]

@@ -38,7 +38,8 @@ def test_folder_loads_like_the_pipeline_object(saved, family):
 
 
 def test_cli_generate_from_folder(saved, tmp_path):
-    cli = pytest.importorskip("syncos.cli")
+    from syncos import cli
+
     scenario = tmp_path / "scenario.yaml"
     scenario.write_text(
         "global_prompt: a red astronaut\n"
