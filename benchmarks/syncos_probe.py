@@ -90,6 +90,7 @@ def interval(values: list[float]) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=4)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first..first+N-1 (fresh ones confirm)")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
     ap.add_argument("--out", default="benchmarks/results/probe.csv")
@@ -109,7 +110,7 @@ def main() -> None:
             w.writeheader()
         for variant in args.variants:
             for name, sc in SCENARIOS.items():
-                for seed in range(args.seeds):
+                for seed in range(args.first_seed, args.first_seed + args.seeds):
                     if (variant, name, seed) in done:
                         continue
                     sampler = {"steps": args.steps, "guidance_scale": 6.0, **VARIANTS[variant]}
