@@ -90,35 +90,20 @@ def versions() -> dict[str, str]:
     return out
 
 
-def run_record(gen: Generation, wall_seconds: float, video_frames: int, extra: dict | None = None) -> dict:
+def run_record(gen: Generation, wall_seconds: float, video_frames: int) -> dict:
     """What run.json holds: enough to reproduce the video and to compare runs."""
-    plan = dataclasses.asdict(gen.plan)
     return {
         "scenario": gen.scenario.to_dict(),
         "seed": gen.scenario.seed,
         "method": gen.scenario.method,
         "versions": versions(),
         "device": str(gen.backend.device),
-        "plan": {
-            k: plan[k]
-            for k in (
-                "latent_frames",
-                "video_frames",
-                "chunk_length",
-                "stride",
-                "starts",
-                "chunk_events",
-                "event_spans",
-                "video_spans",
-                "prompts",
-            )
-        },
+        "plan": dataclasses.asdict(gen.plan),
         "nfe": gen.nfe,
         "seconds": {**{k: round(v, 4) for k, v in gen.seconds.items()}, "total": round(wall_seconds, 4)},
         "frames": video_frames,
         "fps": gen.fps,
         **({"world_size": distributed.world_size()} if distributed.world_size() > 1 else {}),
-        **(extra or {}),
     }
 
 

@@ -2,9 +2,9 @@
 
 It batches chunks into micro-batches, stacks the conditional and unconditional halves of
 classifier-free guidance into one forward call, converts the backend's raw output with the
-schedule, and counts network evaluations. Guidance is applied after conversion; since the
-conversions are affine in the output for a fixed x_t, this equals guiding the raw output, as
-diffusers pipelines do.
+schedule, and counts network evaluations. Guidance is applied to the raw output, as diffusers
+pipelines do; since the conversions are affine in the output for a fixed x_t, it is the same as
+guiding x0 or eps.
 
 Under torch.distributed it is also the one place where work is split (``syncos.distributed``):
 the network passes of a call (per chunk: the conditional one and, with CFG, the unconditional
