@@ -39,38 +39,29 @@ def make_tokenizer(max_length: int = 16):
     )
 
 
+# One tiny T5-style encoder shape serves CogVideoX/LTX (T5) and Wan (UMT5).
+_T5_SIZE = dict(
+    vocab_size=64,
+    d_kv=8,
+    d_ff=37,
+    num_layers=1,
+    num_heads=4,
+    relative_attention_num_buckets=8,
+    dropout_rate=0.0,
+    decoder_start_token_id=0,
+)
+
+
 def _t5(d_model: int = 32):
     from transformers import T5Config, T5EncoderModel
 
-    cfg = T5Config(
-        vocab_size=64,
-        d_model=d_model,
-        d_kv=8,
-        d_ff=37,
-        num_layers=1,
-        num_heads=4,
-        relative_attention_num_buckets=8,
-        dropout_rate=0.0,
-        decoder_start_token_id=0,
-    )
-    return T5EncoderModel(cfg)
+    return T5EncoderModel(T5Config(d_model=d_model, **_T5_SIZE))
 
 
 def _umt5(d_model: int = 32):
     from transformers import UMT5Config, UMT5EncoderModel
 
-    cfg = UMT5Config(
-        vocab_size=64,
-        d_model=d_model,
-        d_kv=8,
-        d_ff=37,
-        num_layers=1,
-        num_heads=4,
-        relative_attention_num_buckets=8,
-        dropout_rate=0.0,
-        decoder_start_token_id=0,
-    )
-    return UMT5EncoderModel(cfg)
+    return UMT5EncoderModel(UMT5Config(d_model=d_model, **_T5_SIZE))
 
 
 def _clip(hidden: int = 32):
