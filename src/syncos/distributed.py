@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import torch
 import torch.distributed as dist
 
-from syncos.errors import DistributedError, UserError
+from syncos.errors import DistributedError, UserError, first_line
 
 TIMEOUT_ENV = "SYNCOS_DIST_TIMEOUT"
 # Long enough for a rank that loads its model or runs a 14B forward pass late; a dead peer is
@@ -148,5 +148,5 @@ def launched(timeout: float | None = None) -> Iterator[None]:
 
 def _first_line(e: BaseException) -> str:
     """The gist of a c10d/gloo error: its first sentence, without the C++ source location."""
-    text = re.sub(r"^\[[^\]]*\]\s*", "", str(e).strip().split("\n")[0])
+    text = re.sub(r"^\[[^\]]*\]\s*", "", first_line(e))
     return text.split(". ")[0].rstrip(".") or type(e).__name__

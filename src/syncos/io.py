@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from syncos.errors import UserError
+from syncos.errors import UserError, first_line
 
 
 def prepare_outdir(path: str | Path) -> Path:
@@ -109,9 +109,7 @@ def read_video(path: str | Path) -> tuple[np.ndarray, float]:
         w, h = meta["size"]
         frames = [np.frombuffer(b, dtype=np.uint8).reshape(h, w, 3) for b in reader]
     except (OSError, RuntimeError, StopIteration) as e:
-        raise UserError(
-            f"video {str(p)!r} cannot be read: {str(e).splitlines()[0] if str(e) else e}"
-        ) from None
+        raise UserError(f"video {str(p)!r} cannot be read: {first_line(e)}") from None
     if not frames:
         raise UserError(f"video {str(p)!r} has no frames")
     return np.stack(frames), float(meta.get("fps") or 0.0)

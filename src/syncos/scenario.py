@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from syncos.errors import UserError
+from syncos.errors import UserError, first_line
 from syncos.samplers import SAMPLERS
 from syncos.timeline import PROMPT_MODES
 
@@ -242,8 +242,7 @@ def read_scenario_file(path: str | Path) -> dict[str, Any]:
     try:
         raw = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise UserError(f"scenario file {str(path)!r} is not valid {kind}: {first}") from None
+        raise UserError(f"scenario file {str(path)!r} is not valid {kind}: {first_line(e)}") from None
     return raw if raw is not None else {}
 
 

@@ -94,8 +94,8 @@ class Run:
         if self.callback is not None and self.callback(Step(k, len(self.grid), t, x0)) is False:
             raise Cancelled(f"cancelled after step {k + 1} of {len(self.grid)}")
 
-    def result(self, latent: torch.Tensor, plan: Plan | None = None) -> SampleResult:
-        return SampleResult(latent, plan or self.plan, dict(self.counter.nfe), dict(self.counter.seconds))
+    def result(self, latent: torch.Tensor) -> SampleResult:
+        return SampleResult(latent, self.plan, dict(self.counter.nfe), dict(self.counter.seconds))
 
 
 def codenoise_step(

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from syncos.errors import UserError
+from syncos.errors import UserError, first_line
 
 # pipeline class name -> (family, adapter module, adapter class)
 FAMILIES: dict[str, tuple[str, str, str]] = {
@@ -91,13 +91,10 @@ def _pipeline_class(model: str) -> str:
             cfg = DiffusionPipeline.load_config(model, local_files_only=_offline())
     except Exception as e:
         hint = " (offline: HF_HUB_OFFLINE is set, so only the local cache is searched)" if _offline() else ""
-        raise UserError(f"model {model!r} could not be found{hint}: {_first_line(e)}") from None
+        raise UserError(
+            f"model {model!r} could not be found{hint}: {type(e).__name__}: {first_line(e)}"
+        ) from None
     return _family_of_class(cfg.get("_class_name", "?"), f"model {model!r}")
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0] if text else ''}"
 
 
 def _device(device: str | None) -> torch.device | None:
@@ -136,7 +133,7 @@ def load_diffusers_backend(model: str | None = None, *, pipe: Any = None, **sett
             pipe = DiffusionPipeline.from_pretrained(str(model), **kwargs)
         except Exception as e:
             raise UserError(
-                f"model {model!r} could not be loaded as a {cls_name}: {_first_line(e)}"
+                f"model {model!r} could not be loaded as a {cls_name}: {type(e).__name__}: {first_line(e)}"
             ) from None
     else:
         cls_name = _family_of_class(type(pipe).__name__, "the pipeline handed over")
