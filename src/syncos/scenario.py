@@ -91,6 +91,8 @@ class Scenario:
 
 
 def _type_name(types: tuple[type, ...]) -> str:
+    if set(types) == {int, float}:
+        return "a number"
     return " or ".join(
         {
             int: "an integer",
@@ -242,7 +244,9 @@ def read_scenario_file(path: str | Path) -> dict[str, Any]:
     try:
         raw = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as e:
-        raise UserError(f"scenario file {str(path)!r} is not valid {kind}: {first_line(e)}") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise UserError(f"scenario file {str(path)!r} is not valid {kind}: {first_line(e)}{where}") from None
     return raw if raw is not None else {}
 
 
