@@ -32,6 +32,7 @@ class Generation:
     latent: torch.Tensor
     nfe: dict[str, int]
     seconds: dict[str, float]
+    solver: str = "ddim"  # the step rule the sampler took (syncos.solvers), as run.json records it
 
     def frames(self) -> Iterator[np.ndarray]:
         """Decoded uint8 frames (H, W, 3), streamed."""
@@ -77,7 +78,9 @@ def generate(
     backend.encode(list(plan.prompts))  # a prompt the model cannot take fails now, not mid-run
     fn = SAMPLERS[scenario.method][0]
     result = fn(backend, plan, scenario.sampler_options(), scenario.seed, callback)
-    return Generation(scenario, backend, result.plan, result.latent, result.nfe, result.seconds)
+    return Generation(
+        scenario, backend, result.plan, result.latent, result.nfe, result.seconds, result.solver
+    )
 
 
 def versions() -> dict[str, str]:
@@ -99,6 +102,7 @@ def run_record(gen: Generation, wall_seconds: float, video_frames: int) -> dict:
         "versions": versions(),
         "device": str(gen.backend.device),
         "plan": dataclasses.asdict(gen.plan),
+        "solver": gen.solver,
         "nfe": gen.nfe,
         "seconds": {**{k: round(v, 4) for k, v in gen.seconds.items()}, "total": round(wall_seconds, 4)},
         "frames": video_frames,

@@ -46,6 +46,7 @@ class Denoiser:
         negative_prompt: str = "",
         micro_batch: int = 4,
         counter: Counter | None = None,
+        steps: int = 0,
     ):
         if micro_batch < 1:
             raise ValueError(f"micro_batch must be >= 1, got {micro_batch}")
@@ -55,10 +56,24 @@ class Denoiser:
         self.micro_batch = micro_batch
         self.counter = counter if counter is not None else Counter()
         self.stage = "stage1"
+        self.steps = steps  # sampling steps of the run, for guidance schedules that depend on them
 
     @property
     def cfg(self) -> bool:
         return self.guidance_scale != 1.0
+
+    def scales(self, t: torch.Tensor, ndim: int) -> torch.Tensor | float:
+        """The guidance scale of each row: the backend's ``guidance_scale(t, default, steps)`` if it has one.
+
+        Wan 2.2 guides its low-noise expert with a second scale; CogVideoX's dynamic CFG follows a
+        schedule over t. The stock pipelines switch CFG on by the default scale alone, and so does this.
+        """
+        hook = getattr(self.backend, "guidance_scale", None)
+        if hook is None:
+            return self.guidance_scale
+        rows = t if t.dim() == 1 else t.amax(dim=1)  # per-frame timesteps: the row's noisiest frame
+        values = [float(hook(float(ti), self.guidance_scale, self.steps)) for ti in rows.tolist()]
+        return torch.tensor(values, dtype=torch.float32).reshape(-1, *[1] * (ndim - 1))
 
     def _forward(self, x: torch.Tensor, t: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         """Raw float output of one micro-batch (a mix of conditional and unconditional passes)."""
@@ -96,7 +111,9 @@ class Denoiser:
         out = distributed.gather_rows(torch.cat(local), k * n, f"the {self.stage} all-gather")
         self.counter.add(self.stage, nfe=k * n)
         if self.cfg:
-            out = out[1::2] + self.guidance_scale * (out[0::2] - out[1::2])
+            w = self.scales(tt, x.dim())
+            w = w.to(out.device) if isinstance(w, torch.Tensor) else w
+            out = out[1::2] + w * (out[0::2] - out[1::2])
         a = torch.as_tensor(alpha, dtype=torch.float32, device=x.device)
         s = torch.as_tensor(sigma, dtype=torch.float32, device=x.device)
-        return to_x0_eps(out, x, a, s, self.backend.prediction)
+        return to_x0_eps(out, x, a, s, self.backend.prediction, getattr(self.backend, "x0_limit", None))

@@ -162,10 +162,12 @@ class FlowSchedule:
     def grid(self, steps: int) -> Grid:
         return self.grid_from_sigmas(self.sigmas(steps))
 
-    def grid_from_sigmas(self, sigmas: torch.Tensor, timesteps: torch.Tensor | None = None) -> Grid:
+    def grid_from_sigmas(
+        self, sigmas: torch.Tensor, timesteps: torch.Tensor | None = None, final: float = 0.0
+    ) -> Grid:
         """A grid from an explicit sigma sequence (e.g. the one a diffusers scheduler computed)."""
         s = torch.as_tensor(sigmas, dtype=torch.float64)
-        s_next = torch.cat([s[1:], s.new_zeros(1)])
+        s_next = torch.cat([s[1:], s.new_full((1,), final)])
         ts = s * self.num_train_timesteps if timesteps is None else torch.as_tensor(timesteps).double()
         return Grid(timesteps=ts, alpha=1 - s, sigma=s, alpha_next=1 - s_next, sigma_next=s_next)
 
@@ -179,20 +181,42 @@ def _bcast(c: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
     return c.reshape(c.shape + (1,) * (like.dim() - c.dim())) if c.dim() else c
 
 
+@dataclass(frozen=True)
+class X0Limit:
+    """diffusers' ``clip_sample`` / ``thresholding`` of the x0 estimate (DDIM, UniPC); eps is left as is.
+
+    Dynamic thresholding (Imagen) clamps each batch row to its ``ratio`` quantile of |x0|, at
+    least 1 and at most ``max_value``, and divides by it; clipping clamps to [-clip, clip].
+    """
+
+    clip: float | None = None
+    threshold_ratio: float | None = None
+    max_value: float = 1.0
+
+    def __call__(self, x0: torch.Tensor) -> torch.Tensor:
+        if self.threshold_ratio is not None:
+            flat = x0.reshape(len(x0), -1)
+            q = torch.quantile(flat.abs(), self.threshold_ratio, dim=1).clamp(1.0, self.max_value)[:, None]
+            return (torch.maximum(torch.minimum(flat, q), -q) / q).reshape(x0.shape)
+        return x0 if self.clip is None else x0.clamp(-self.clip, self.clip)
+
+
 def to_x0_eps(
-    out: torch.Tensor, x_t: torch.Tensor, alpha, sigma, prediction: str
+    out: torch.Tensor, x_t: torch.Tensor, alpha, sigma, prediction: str, limit: X0Limit | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Convert a raw model output to (x0, eps). alpha/sigma: scalars or one value per batch row."""
     a, s = _bcast(alpha, x_t), _bcast(sigma, x_t)
     if prediction == "v":  # VP only: v = alpha * eps - sigma * x0
-        return a * x_t - s * out, s * x_t + a * out
-    if prediction == "flow":  # v = eps - x0 with alpha = 1 - sigma
-        return x_t - s * out, x_t + a * out
-    if prediction == "eps":
-        return (x_t - s * out) / a.clamp_min(1e-8), out
-    if prediction == "x0":
-        return out, (x_t - a * out) / s.clamp_min(1e-8)
-    raise ValueError(f"prediction {prediction!r} is not supported; use one of {', '.join(PREDICTIONS)}")
+        x0, eps = a * x_t - s * out, s * x_t + a * out
+    elif prediction == "flow":  # v = eps - x0 with alpha = 1 - sigma
+        x0, eps = x_t - s * out, x_t + a * out
+    elif prediction == "eps":
+        x0, eps = (x_t - s * out) / a.clamp_min(1e-8), out
+    elif prediction == "x0":
+        x0, eps = out, (x_t - a * out) / s.clamp_min(1e-8)
+    else:
+        raise ValueError(f"prediction {prediction!r} is not supported; use one of {', '.join(PREDICTIONS)}")
+    return (x0 if limit is None else limit(x0)), eps
 
 
 def from_x0_eps(x0: torch.Tensor, eps: torch.Tensor, alpha, sigma, prediction: str) -> torch.Tensor:

@@ -150,7 +150,24 @@ def build_cogvideox(rotary: bool = False):
     return _finish(pipe)
 
 
-def build_wan(two_experts: bool = False):
+def unipc_flow():
+    """The scheduler the Wan 2.1 / 2.2 checkpoints ship (their scheduler_config.json, flow_shift 3)."""
+    from diffusers import UniPCMultistepScheduler
+
+    return UniPCMultistepScheduler(
+        prediction_type="flow_prediction",
+        use_flow_sigmas=True,
+        flow_shift=3.0,
+        solver_order=2,
+        solver_type="bh2",
+        lower_order_final=True,
+        predict_x0=True,
+        final_sigmas_type="zero",
+        timestep_spacing="linspace",
+    )
+
+
+def build_wan(two_experts: bool = False, unipc: bool = False):
     from diffusers import (
         AutoencoderKLWan,
         FlowMatchEulerDiscreteScheduler,
@@ -186,7 +203,7 @@ def build_wan(two_experts: bool = False):
         vae=vae,
         transformer=tr(0),
         transformer_2=tr(1) if two_experts else None,
-        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        scheduler=unipc_flow() if unipc else FlowMatchEulerDiscreteScheduler(shift=3.0),
         boundary_ratio=0.875 if two_experts else None,
     )
     return _finish(pipe)
@@ -269,10 +286,10 @@ def _sd_vae():
     )
 
 
-def _ddim():
+def _ddim(**overrides):
     from diffusers import DDIMScheduler
 
-    return DDIMScheduler(
+    kw = dict(
         beta_start=0.00085,
         beta_end=0.012,
         beta_schedule="linear",
@@ -281,9 +298,10 @@ def _ddim():
         set_alpha_to_one=False,
         timestep_spacing="leading",
     )
+    return DDIMScheduler(**{**kw, **overrides})
 
 
-def build_animatediff():
+def build_animatediff(**ddim):
     from diffusers import AnimateDiffPipeline, MotionAdapter, UNet2DConditionModel
 
     torch.manual_seed(0)
@@ -313,7 +331,7 @@ def build_animatediff():
         tokenizer=make_tokenizer(77),
         unet=unet,
         motion_adapter=motion,
-        scheduler=_ddim(),
+        scheduler=_ddim(**ddim),
     )
     return _finish(pipe)
 
@@ -358,10 +376,18 @@ TINY_SETTINGS = {
     "modelscope": {"height": 16, "width": 16, "model_options": {"native_frames": 4, "stride": 2}},
 }
 
-# Variants that are not separate families: CogVideoX 5B-style RoPE, Wan 2.2 A14B-style two experts.
+# Variants that are not separate families: CogVideoX 5B-style RoPE, Wan 2.2 A14B-style two experts,
+# the UniPC scheduler Wan checkpoints ship, DDIM with x0 clipping / dynamic thresholding.
 VARIANTS = {
     "cogvideox-rope": (lambda: build_cogvideox(rotary=True), "cogvideox"),
     "wan-experts": (lambda: build_wan(two_experts=True), "wan"),
+    "wan-unipc": (lambda: build_wan(unipc=True), "wan"),
+    "wan-experts-unipc": (lambda: build_wan(two_experts=True, unipc=True), "wan"),
+    "animatediff-clip": (lambda: build_animatediff(clip_sample=True), "animatediff"),
+    "animatediff-threshold": (
+        lambda: build_animatediff(thresholding=True, sample_max_value=3.0),
+        "animatediff",
+    ),
 }
 
 _CACHE: dict[str, object] = {}

@@ -1,14 +1,15 @@
 """One chunk through our sampler == the stock diffusers pipeline, for the same noise, steps and guidance.
 
-This proves the adapters' conversions (v / eps / flow -> x0, eps), their schedules and their
-conditioning are the model's own: the only difference left is our stateless DDIM / Euler update.
+This proves the adapters' conversions (v / eps / flow -> x0, eps), their schedules, their
+conditioning, the step rule (DDIM / Euler / UniPC, ``syncos.solvers``), x0 clipping and guidance
+schedules are the model's own. docs/diffusers.md lists these configurations as equal to stock.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
-from diffusers_tiny import load, make_plan, tiny_pipe
+from diffusers_tiny import TINY_SETTINGS, load, make_plan, tiny_pipe
 
 from syncos.backends.diffusers.ltx import pack, unpack
 
@@ -23,10 +24,19 @@ TOLERANCE = {
     "ltx": 1e-5,
     "animatediff": 1e-5,
     "modelscope": 1e-5,
+    "wan-unipc": 1e-5,
+    "wan-experts-unipc": 1e-5,
+    "animatediff-clip": 1e-5,
+    "animatediff-threshold": 1e-5,
+}
+# Configurations that differ from the tiny pipe's defaults: name -> (tiny pipe, model_options, stock kwargs)
+CONFIGS = {
+    "wan22-guidance-2": ("wan-experts-unipc", {"guidance_scale_2": 2.5}, {"guidance_scale_2": 2.5}),
+    "cogvideox-dynamic-cfg": ("cogvideox-rope", {"use_dynamic_cfg": True}, {"use_dynamic_cfg": True}),
 }
 
 
-def ours(backend, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, str]:
+def ours(backend, seed: int = 0, method: str = "codenoise") -> tuple[torch.Tensor, torch.Tensor, str]:
     from syncos.samplers import SamplerOptions, sample
 
     plan = make_plan(backend, [backend.video_frames(backend.chunk_length)])
@@ -34,13 +44,14 @@ def ours(backend, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, str]:
     noise = torch.randn(
         backend.latent_shape(plan.latent_frames), generator=torch.Generator().manual_seed(seed)
     )
-    res = sample("codenoise", backend, plan, SamplerOptions(steps=STEPS, guidance_scale=GUIDANCE), seed=seed)
+    res = sample(method, backend, plan, SamplerOptions(steps=STEPS, guidance_scale=GUIDANCE), seed=seed)
     return res.latent.float().cpu(), noise, plan.prompts[0]
 
 
-def stock(family: str, backend, noise: torch.Tensor, prompt: str) -> torch.Tensor:
+def stock(family: str, backend, noise: torch.Tensor, prompt: str, **extra) -> torch.Tensor:
     pipe = tiny_pipe(family)
     kw = dict(
+        **extra,
         prompt=prompt,
         negative_prompt="",
         height=backend.height,
@@ -59,12 +70,45 @@ def stock(family: str, backend, noise: torch.Tensor, prompt: str) -> torch.Tenso
     return pipe(latents=noise[None], **kw).frames[0].float()
 
 
+def relative_error(mine: torch.Tensor, ref: torch.Tensor) -> float:
+    assert mine.shape == ref.shape
+    return ((mine - ref).abs().max() / ref.abs().max()).item()
+
+
 @pytest.mark.parametrize("family", list(TOLERANCE))
 def test_one_chunk_matches_stock_pipeline(family):
     backend = load(family)
     mine, noise, prompt = ours(backend)
-    ref = stock(family, backend, noise, prompt)
-    assert mine.shape == ref.shape
-    err = ((mine - ref).abs().max() / ref.abs().max()).item()
+    err = relative_error(mine, stock(family, backend, noise, prompt))
     print(f"{family}: relative max error {err:.2e}")
     assert err < TOLERANCE[family], err
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_guidance_options_match_stock_pipeline(name):
+    """Wan 2.2's guidance_scale_2 and CogVideoX's use_dynamic_cfg, each against the stock pipeline's own."""
+    family, options, stock_kwargs = CONFIGS[name]
+    base = load(family)
+    backend = load(family, model_options={**base.options, **options})
+    mine, noise, prompt = ours(backend)
+    err = relative_error(mine, stock(family, backend, noise, prompt, **stock_kwargs))
+    # the option must change the result, or this test could not fail
+    assert relative_error(ours(base)[0], mine) > 1e-3
+    print(f"{name}: relative max error {err:.2e}")
+    assert err < 1e-5, err
+
+
+def test_independent_tiles_take_the_same_unipc_steps():
+    backend = load("wan-unipc")
+    mine, noise, prompt = ours(backend, method="independent")
+    assert relative_error(mine, stock("wan-unipc", backend, noise, prompt)) < 1e-5
+
+
+def test_the_step_rule_and_clipping_matter():
+    """Without UniPC or without clipping the results are far from stock: the tests above can fail."""
+    wan = load("wan-unipc", model_options={**TINY_SETTINGS["wan"]["model_options"], "solver": "ddim"})
+    mine, noise, prompt = ours(wan)
+    assert (
+        relative_error(mine, stock("wan-unipc", wan, noise, prompt)) > 1e-3
+    )  # 1.5e-2: Euler on UniPC's grid
+    assert relative_error(ours(load("animatediff"))[0], ours(load("animatediff-clip"))[0]) > 0.1

@@ -1,4 +1,4 @@
-"""Gen-L-Video-style temporal co-denoising: stage 1 and a plain DDIM step on the long latent."""
+"""Gen-L-Video-style temporal co-denoising: stage 1 and the model's solver step on the long latent."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ def sample_codenoise(
     backend: Backend, plan, options: SamplerOptions, seed: int, callback: Callback | None = None
 ) -> SampleResult:
     run = Run(backend, plan, options, seed, callback)
-    x = run.randn()
+    x, history = run.randn(), None
     for k in range(len(run.grid)):
-        t, a, s, a_next, s_next = run.coefficients(k)
+        t, a, s, _, _ = run.coefficients(k)
         x0, eps = codenoise_step(run, x, t, a, s)
-        x = a_next * x0 + s_next * eps  # DDIM, eta = 0 (the Euler step for flow models)
+        x, history = run.step(k, x, x0, eps, history)  # the model's solver on the fused latent
         run.report(k, t, x0)
     return run.result(x)

@@ -12,6 +12,7 @@ import torch
 from syncos.backends.base import Backend
 from syncos.denoiser import Counter, Denoiser
 from syncos.fusion import crop, fuse
+from syncos.solvers import DDIM, History, Solver, step
 from syncos.timeline import Plan
 
 
@@ -48,6 +49,7 @@ class SampleResult:
     plan: Plan
     nfe: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    solver: str = "ddim"  # the step rule, and the steps where it fell back to first order
 
 
 class Run:
@@ -59,13 +61,20 @@ class Run:
         self.backend, self.plan, self.options, self.callback = backend, plan, options, callback
         self.counter = Counter()
         self.denoiser = Denoiser(
-            backend, options.guidance_scale, options.negative_prompt, options.micro_batch, self.counter
+            backend,
+            options.guidance_scale,
+            options.negative_prompt,
+            options.micro_batch,
+            self.counter,
+            steps=options.steps,
         )
         # One CPU generator, drawn in a fixed order: results do not depend on batching or device.
         self.generator = torch.Generator("cpu").manual_seed(int(seed))
         self.grid = backend.schedule.grid(options.steps)
         self.axis = backend.frame_axis
         self.shape = tuple(backend.latent_shape(plan.latent_frames))
+        self.solver: Solver = getattr(backend, "solver", DDIM)
+        self.first_order: list[int] = []  # steps a multistep solver had to take at first order
 
     def randn(self, shape: tuple[int, ...] | None = None) -> torch.Tensor:
         noise = torch.randn(shape or self.shape, generator=self.generator, dtype=torch.float32)
@@ -90,12 +99,35 @@ class Run:
             float(g.sigma_next[k]),
         )
 
+    def step(
+        self,
+        k: int,
+        x: torch.Tensor,
+        x0: torch.Tensor,
+        eps: torch.Tensor,
+        history: History | None,
+        ode: bool = True,
+    ) -> tuple[torch.Tensor, History]:
+        """The next latent by the backend's solver (``syncos.solvers``).
+
+        ode=False: (x0, eps) is not the model's estimate at x (re-noised); the step is first order.
+        """
+        if not ode and self.solver.order > 1:
+            self.first_order.append(k)
+        return step(self.solver, self.grid, k, x, x0, eps, history, ode)
+
     def report(self, k: int, t: float, x0: torch.Tensor) -> None:
         if self.callback is not None and self.callback(Step(k, len(self.grid), t, x0)) is False:
             raise Cancelled(f"cancelled after step {k + 1} of {len(self.grid)}")
 
-    def result(self, latent: torch.Tensor) -> SampleResult:
-        return SampleResult(latent, self.plan, dict(self.counter.nfe), dict(self.counter.seconds))
+    def result(self, latent: torch.Tensor, first_order: str = "") -> SampleResult:
+        """The sampler's output; ``first_order`` says why it never used a multistep solver, if so."""
+        text = self.solver.describe()
+        if self.solver.order > 1 and first_order:
+            text = f"ddim ({first_order}; the model's solver is {text})"
+        elif self.first_order:
+            text += f"; first order at {len(self.first_order)} of {len(self.grid)} steps (re-noised there)"
+        return SampleResult(latent, self.plan, dict(self.counter.nfe), dict(self.counter.seconds), text)
 
 
 def codenoise_step(

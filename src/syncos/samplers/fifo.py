@@ -149,7 +149,7 @@ def sample_fifo(
         queue = torch.cat([queue.movedim(axis, 0)[1 : P + 1], new[P + 1 :], fresh]).movedim(0, axis)
         if callback is not None and callback(Step(i, total, float(g.timesteps[N - 1]), out)) is False:
             raise Cancelled(f"cancelled after step {i + 1} of {total}")
-    return run.result(out)
+    return run.result(out, first_order="FIFO's windows mix noise levels")
 
 
 def _pick(v: torch.Tensor, mask: torch.Tensor, axis: int) -> torch.Tensor:

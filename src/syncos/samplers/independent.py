@@ -14,11 +14,11 @@ def sample_independent(
     plan = plan.with_stride(plan.chunk_length)  # tiles; the last is aligned to the end
     run = Run(backend, plan, options, seed, callback)
     L, F, axis = plan.chunk_length, plan.latent_frames, run.axis
-    chunks = crop(run.randn(), plan.starts, L, axis)  # each tile keeps its own trajectory
+    chunks, history = crop(run.randn(), plan.starts, L, axis), None  # each tile keeps its own trajectory
     for k in range(len(run.grid)):
-        t, a, s, a_next, s_next = run.coefficients(k)
+        t, a, s, _, _ = run.coefficients(k)
         with run.stage("stage1"):
             x0, eps = run.denoiser(chunks, t, a, s, plan.chunk_prompts)
-            chunks = a_next * x0 + s_next * eps
+            chunks, history = run.step(k, chunks, x0, eps, history)
         run.report(k, t, fuse(x0, plan.starts, F, axis))
     return run.result(fuse(chunks, plan.starts, F, axis))

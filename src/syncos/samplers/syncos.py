@@ -98,16 +98,17 @@ def sample_syncos(
     backend: Backend, plan: Plan, options: SynCoSOptions, seed: int, callback: Callback | None = None
 ) -> SampleResult:
     run = Run(backend, plan, options, seed, callback)
-    x = run.randn()
+    x, history = run.randn(), None
     for k in range(len(run.grid)):
-        t, a, s, a_next, s_next = run.coefficients(k)
+        t, a, s, _, _ = run.coefficients(k)
         x0, eps = codenoise_step(run, x, t, a, s)
-        if t > options.t_min and options.iterations > 0:
+        synced = t > options.t_min and options.iterations > 0
+        if synced:
             with run.stage("stage2"):
                 x0, eps_base = synchronise(run, x0, t, a, s, options)
             if options.reversion == "baseline":
                 eps = eps_base
         with run.stage("stage3"):
-            x = a_next * x0 + s_next * eps
+            x, history = run.step(k, x, x0, eps, history, ode=not synced)  # re-noising: first order
         run.report(k, t, x0)
     return run.result(x)

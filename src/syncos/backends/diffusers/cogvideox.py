@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -25,7 +26,8 @@ def _crop_region(src: tuple[int, int], tw: int, th: int) -> tuple[tuple[int, int
 class CogVideoXBackend(DiffusersBackend):
     family = "cogvideox"
     options_help = {
-        "max_sequence_length": "T5 tokens per prompt (default: the transformer's max_text_seq_length)"
+        "max_sequence_length": "T5 tokens per prompt (default: the transformer's max_text_seq_length)",
+        "use_dynamic_cfg": "true: CogVideoXPipeline's cosine guidance schedule (for 5B; default false)",
     }
     causal_vae = True
     default_fps = 8.0
@@ -46,6 +48,9 @@ class CogVideoXBackend(DiffusersBackend):
         if self.patch_size_t is not None:  # 1.5 was trained at 16 fps
             self.default_fps = 16.0
         self._rotary: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.dynamic_cfg = self.options.get("use_dynamic_cfg", False)
+        if not isinstance(self.dynamic_cfg, bool):
+            raise UserError(f"model_options.use_dynamic_cfg must be true or false, got {self.dynamic_cfg!r}")
 
     def default_size(self) -> tuple[int, int]:
         c = self.pipe.transformer.config
@@ -103,6 +108,12 @@ class CogVideoXBackend(DiffusersBackend):
                     device=self.device,
                 )
         return self._rotary[frames]
+
+    def guidance_scale(self, t: float, default: float, steps: int) -> float:
+        """With use_dynamic_cfg, CogVideoXPipeline's schedule (its formula, t on the 0..1000 scale)."""
+        if not self.dynamic_cfg:
+            return default
+        return 1 + default * ((1 - math.cos(math.pi * ((steps - t) / steps) ** 5.0)) / 2)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         tr = self.pipe.transformer

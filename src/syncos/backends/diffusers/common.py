@@ -17,7 +17,8 @@ import torch
 
 from syncos.backends.diffusers.decode import tiled_decode
 from syncos.errors import UserError
-from syncos.schedules import FlowSchedule, Grid, VPSchedule, _check_steps
+from syncos.schedules import FlowSchedule, Grid, VPSchedule, X0Limit, _check_steps
+from syncos.solvers import DDIM, Solver
 
 PREDICTION_TYPES = {"epsilon": "eps", "v_prediction": "v", "sample": "x0", "flow_prediction": "flow"}
 
@@ -27,7 +28,62 @@ COMMON_OPTIONS: dict[str, str] = {
     "stride": "default stride in latent frames",
     "decode_tile": "latent frames decoded at once (default: chunk_length)",
     "decode_overlap": "latent frames shared by neighbouring decode tiles",
+    "solver": "'auto' (the pipeline scheduler's step rule; default) or 'ddim' (DDIM/Euler steps on its grid)",
 }
+
+# Scheduler classes whose step rule syncos reproduces, and the rule.
+DDIM_SCHEDULERS = ("DDIMScheduler", "CogVideoXDDIMScheduler", "FlowMatchEulerDiscreteScheduler")
+UNIPC = "UniPCMultistepScheduler"
+
+
+def scheduler_solver(scheduler: Any, choice: str | None) -> tuple[Solver, X0Limit | None]:
+    """The stock pipeline's step rule and x0 clipping, read from its scheduler; refuses what differs.
+
+    ``choice='ddim'`` takes DDIM (Euler for flow) steps on the scheduler's grid whatever the
+    scheduler: the user's explicit choice, recorded in run.json, not equal to a multistep stock run.
+    """
+    name, cfg = type(scheduler).__name__, dict(scheduler.config)
+    if choice not in (None, "auto", "ddim"):
+        raise UserError(f"model_options.solver must be 'auto' or 'ddim', got {choice!r}")
+    limit = None
+    if cfg.get("thresholding"):
+        limit = X0Limit(
+            threshold_ratio=float(cfg.get("dynamic_thresholding_ratio", 0.995)),
+            max_value=float(cfg.get("sample_max_value", 1.0)),
+        )
+    elif cfg.get("clip_sample") and name == "DDIMScheduler":  # CogVideoX's DDIM ignores clip_sample
+        limit = X0Limit(clip=float(cfg.get("clip_sample_range", 1.0)))
+    if choice == "ddim":
+        return DDIM, limit
+    differs = None
+    if name == UNIPC:
+        if not cfg.get("predict_x0", True) or cfg.get("solver_p") is not None:
+            differs = "its noise-prediction form (predict_x0=False) or solver_p"
+        elif not cfg.get("use_flow_sigmas"):
+            differs = "UniPC on a VP (non flow-sigma) grid"
+        else:
+            solver = Solver(
+                "unipc",
+                order=int(cfg.get("solver_order", 2)),
+                variant=cfg.get("solver_type", "bh2"),
+                lower_order_final=bool(cfg.get("lower_order_final", True)),
+                disable_corrector=tuple(cfg.get("disable_corrector") or ()),
+            )
+            return solver, limit
+    elif name not in DDIM_SCHEDULERS:
+        differs = "its step rule"
+    elif cfg.get("stochastic_sampling"):
+        differs = "stochastic sampling"
+    elif name == "CogVideoXDDIMScheduler" and cfg.get("thresholding"):
+        differs = "thresholding, which CogVideoX's DDIM ignores"
+    if differs:
+        raise UserError(
+            f"the pipeline's {name} is not reproduced ({differs} differs from syncos's DDIM/Euler and "
+            "flow UniPC steps); for results equal to stock load it with DDIMScheduler, "
+            "FlowMatchEulerDiscreteScheduler or UniPC(use_flow_sigmas=True), or set "
+            "model_options.solver: ddim to take DDIM steps on its grid"
+        )
+    return DDIM, limit
 
 
 def vp_schedule_from_config(config: Any) -> VPSchedule:
@@ -81,18 +137,20 @@ class PipelineFlowSchedule(FlowSchedule):
             sched.set_timesteps(device="cpu", **kw)
         else:
             sched.set_timesteps(steps, device="cpu", **kw)
-        sigmas = torch.as_tensor(sched.sigmas)[:steps].double().cpu()
+        sigmas = torch.as_tensor(sched.sigmas)[: steps + 1].double().cpu()  # with the scheduler's last point
         ts = torch.as_tensor(sched.timesteps)[:steps].double().cpu()
         return sigmas, ts
 
     def sigmas(self, steps: int) -> torch.Tensor:
-        return super().sigmas(steps) if self.scheduler is None else self._from_scheduler(steps)[0]
+        return super().sigmas(steps) if self.scheduler is None else self._from_scheduler(steps)[0][:steps]
 
     def grid(self, steps: int) -> Grid:
         if self.scheduler is None:
             return super().grid(steps)
         sigmas, ts = self._from_scheduler(steps)
-        return self.grid_from_sigmas(sigmas, ts)
+        return self.grid_from_sigmas(
+            sigmas[:steps], ts, final=float(sigmas[steps]) if len(sigmas) > steps else 0.0
+        )
 
 
 def flow_schedule(scheduler: Any, timesteps_kwargs: Callable[[int], dict] | None = None) -> FlowSchedule:
@@ -158,6 +216,7 @@ class DiffusersBackend:
         self.options = check_options(self.family, model_options, {**COMMON_OPTIONS, **self.options_help})
         self._cache: dict[str, Any] = {}
         self._setup()
+        self.solver, self.x0_limit = scheduler_solver(self.pipe.scheduler, self.options.get("solver"))
         self.fps = float(fps) if fps is not None else float(self.default_fps)
         if self.fps <= 0:
             raise UserError(f"fps must be > 0, got {fps!r}")

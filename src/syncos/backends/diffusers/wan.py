@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from syncos.backends.diffusers.common import DiffusersBackend, flow_schedule
+from syncos.errors import UserError
 
 
 class WanBackend(DiffusersBackend):
@@ -15,6 +16,7 @@ class WanBackend(DiffusersBackend):
         "max_sequence_length": "T5 tokens per prompt (default 512, as the Wan pipeline)",
         "boundary_ratio": "Wan 2.2 A14B: fraction of T below which transformer_2 runs (default: pipeline's)",
         "native_frames": "video frames of the model's native clip (default 81)",
+        "guidance_scale_2": "Wan 2.2 A14B: guidance scale of the low-noise expert (default: guidance_scale)",
     }
     causal_vae = True
     default_fps = 16.0
@@ -33,10 +35,14 @@ class WanBackend(DiffusersBackend):
         self.max_sequence_length = int(self.options.get("max_sequence_length") or 512)
         ratio = self.options.get("boundary_ratio", pipe.config.get("boundary_ratio"))
         if ratio is not None and pipe.transformer_2 is None:
-            from syncos.errors import UserError
-
             raise UserError("model_options.boundary_ratio needs a pipeline with two experts (Wan 2.2 A14B)")
         self.boundary = None if ratio is None else float(ratio) * self.schedule.num_train_timesteps
+        g2 = self.options.get("guidance_scale_2")
+        if g2 is not None and (self.boundary is None or type(g2) not in (int, float)):
+            raise UserError(
+                f"model_options.guidance_scale_2 must be a number, for two experts (Wan 2.2 A14B); got {g2!r}"
+            )
+        self.guidance_scale_2 = None if g2 is None else float(g2)
         self.expand_timesteps = bool(pipe.config.get("expand_timesteps", False))
         self._dtype = main.dtype
 
@@ -65,6 +71,12 @@ class WanBackend(DiffusersBackend):
         if self.boundary is None or t >= self.boundary:
             return pipe.transformer
         return pipe.transformer_2
+
+    def guidance_scale(self, t: float, default: float, steps: int) -> float:
+        """guidance_scale_2 where the low-noise expert runs, as WanPipeline does."""
+        if self.guidance_scale_2 is not None and t < self.boundary:
+            return self.guidance_scale_2
+        return default
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         t = t.to(self.device)

@@ -1,0 +1,128 @@
+"""The step rule: how a sampler turns this step's (x0, eps) estimate into the next latent.
+
+A stock pipeline hands its model output to a stateful diffusers scheduler. Samplers here fuse
+chunk estimates into one long (x0, eps) per step and then apply the same rule statelessly on the
+fused latent: DDIM with eta = 0 (the Euler step for flow matching), or UniPC's multistep
+predictor-corrector (the scheduler Wan ships), written in x0 ("data prediction") form with the
+history of earlier estimates carried explicitly in a :class:`History` value.
+
+A multistep rule is only valid along an ODE trajectory. Where a sampler leaves it (SynCoS's
+stage-2 re-noising), the step is first order and the history starts again.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from syncos.schedules import Grid
+
+
+@dataclass(frozen=True)
+class Solver:
+    """A step rule; the defaults are DDIM. ``unipc`` mirrors UniPCMultistepScheduler(predict_x0=True)."""
+
+    name: str = "ddim"  # "ddim" or "unipc"
+    order: int = 1
+    variant: str = "bh2"  # UniPC's B(h): "bh1" or "bh2"
+    corrector: bool = True  # UniC after each network evaluation
+    lower_order_final: bool = True
+    disable_corrector: tuple[int, ...] = ()
+
+    def describe(self) -> str:
+        if self.name == "ddim":
+            return "ddim"
+        return f"unipc-{self.variant} order {self.order}" + ("" if self.corrector else " without corrector")
+
+
+DDIM = Solver()
+
+
+@dataclass(frozen=True)
+class History:
+    """What a multistep rule remembers: earlier x0 estimates with their log-SNRs, newest last."""
+
+    x0: tuple[torch.Tensor, ...] = ()
+    lam: tuple[float, ...] = ()
+    last_x: torch.Tensor | None = None  # the sample the last predictor started from (for UniC)
+    last_order: int = 0
+
+
+def _lam(alpha: float, sigma: float) -> float:
+    """log(alpha / sigma): -inf at pure noise, +inf at the clean end (the formulas below take both)."""
+    if sigma == 0 or alpha == 0:
+        return math.inf if sigma == 0 else -math.inf
+    return math.log(alpha) - math.log(sigma)
+
+
+def _rhos(rks: list[float], hh: float, order: int, variant: str) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """UniPC's (R, b, B(h)) for ratios ``rks`` (the last is 1) and step hh = -h."""
+    h_phi_k = math.expm1(hh) / hh - 1
+    b_h = hh if variant == "bh1" else math.expm1(hh)
+    R, b, fact = [], [], 1
+    r = torch.tensor(rks, dtype=torch.float64)
+    for i in range(1, order + 1):
+        R.append(r ** (i - 1))
+        b.append(h_phi_k * fact / b_h)
+        fact *= i + 1
+        h_phi_k = h_phi_k / hh - 1 / fact
+    return torch.stack(R), torch.tensor(b, dtype=torch.float64), b_h
+
+
+def _uni(x, m0, ms, lams, lam_s0, a_t, s_t, s_s0, order, variant, model_t=None):
+    """One UniP step (model_t None) or UniC correction (model_t = x0 at the predicted point).
+
+    x is the start sample at log-SNR lam_s0, m0 its x0, ms / lams earlier x0s and log-SNRs
+    (newest first); the target is (a_t, s_t).
+    """
+    lam_t = _lam(a_t, s_t)
+    h = lam_t - lam_s0
+    hh = -h
+    h_phi_1 = math.expm1(hh)
+    x_t = (s_t / s_s0) * x - (a_t * h_phi_1) * m0
+    rks = [(lams[i] - lam_s0) / h for i in range(order - 1)] + [1.0]
+    D1s = [(ms[i] - m0) / rks[i] for i in range(order - 1)]
+    R, b, b_h = _rhos(rks, hh, order, variant)
+    if model_t is None:
+        if not D1s:
+            return x_t
+        rhos = [0.5] if order == 2 else torch.linalg.solve(R[:-1, :-1], b[:-1]).tolist()
+        return x_t - (a_t * b_h) * sum(r * d for r, d in zip(rhos, D1s, strict=True))
+    rhos = [0.5] if order == 1 else torch.linalg.solve(R, b).tolist()
+    corr = sum((r * d for r, d in zip(rhos[:-1], D1s, strict=True)), torch.zeros_like(x))
+    return x_t - (a_t * b_h) * (corr + rhos[-1] * (model_t - m0))
+
+
+def step(
+    solver: Solver,
+    grid: Grid,
+    k: int,
+    x: torch.Tensor,
+    x0: torch.Tensor,
+    eps: torch.Tensor,
+    history: History | None = None,
+    ode: bool = True,
+) -> tuple[torch.Tensor, History]:
+    """The latent at grid point k + 1 from x at point k and its estimate (x0, eps).
+
+    ``ode=False`` marks an estimate that is not the model's at x (a re-noised one): the step is
+    then DDIM's and the multistep history is dropped.
+    """
+    a_next, s_next = float(grid.alpha_next[k]), float(grid.sigma_next[k])
+    if solver.name == "ddim" or not ode:
+        return a_next * x0 + s_next * eps, History()
+    h = history or History()
+    a, s = float(grid.alpha[k]), float(grid.sigma[k])
+    lam = _lam(a, s)
+    if solver.corrector and h.last_x is not None and k - 1 not in solver.disable_corrector:
+        s_prev = float(grid.sigma[k - 1])
+        x = _uni(
+            h.last_x, h.x0[-1], h.x0[-2::-1], h.lam[-2::-1], h.lam[-1], a, s, s_prev,
+            h.last_order, solver.variant, model_t=x0,
+        )  # fmt: skip
+    xs, lams = (h.x0 + (x0,))[-solver.order :], (h.lam + (lam,))[-solver.order :]
+    order = min(solver.order, len(grid) - k if solver.lower_order_final else solver.order, len(xs))
+    x_next = _uni(x, x0, xs[-2::-1], lams[-2::-1], lam, a_next, s_next, s, order, solver.variant)
+    return x_next, History(xs, lams, last_x=x, last_order=order)
