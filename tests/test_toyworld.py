@@ -31,10 +31,10 @@ def component_means(backend, prompt, frames):
 
 
 def brute_force(backend, mus, logw, x, t):
-    """E[x0 | x_t] by enumerating every component."""
-    a, s = backend.schedule.coefficients(torch.tensor([t]))
-    v = a**2 * backend.tau**2 + s**2
-    r = (logw - ((x[None] - a * mus) ** 2).flatten(1).sum(1) / (2 * v)).softmax(0)
+    """E[x0 | x_t] by enumerating every component; t is one timestep or one per frame (cfhw x)."""
+    a, s = backend.schedule.coefficients(torch.tensor(t, dtype=torch.float64).reshape(-1, 1, 1))
+    v = a**2 * backend.tau**2 + s**2  # (1 or F, 1, 1): broadcasts over the frames of (C, F, H, W)
+    r = (logw - (((x[None] - a * mus) ** 2) / (2 * v)).flatten(1).sum(1)).softmax(0)
     mu = torch.einsum("k,kcfhw->cfhw", r, mus)
     return mu + a * backend.tau**2 / v * (x - a * mu)
 
@@ -51,6 +51,32 @@ def test_posterior_mean_is_exact(backend):
         x = torch.randn(backend.latent_shape(2), generator=g, dtype=torch.float64) * 0.3
         post = backend.posterior(x[None], torch.tensor([float(t)]), backend.encode([PROMPT]))
         torch.testing.assert_close(post.x0[0], brute_force(backend, mus, logw, x, t), rtol=0, atol=1e-10)
+
+
+def test_per_frame_posterior_mean_is_exact(backend):
+    """Frames at different noise levels (FIFO's diagonal): still the exact posterior, layout-free."""
+    mus, logw = component_means(backend, PROMPT, 3)
+    g = torch.Generator().manual_seed(1)
+    fchw = ToyWorldBackend(layout="fchw")
+    for ts in ([900.0, 500.0, 100.0], [999.0, 700.0, 20.0]):
+        x = torch.randn(backend.latent_shape(3), generator=g, dtype=torch.float64) * 0.3
+        t = torch.tensor([ts])
+        post = backend.posterior(x[None], t, backend.encode([PROMPT]))
+        torch.testing.assert_close(post.x0[0], brute_force(backend, mus, logw, x, ts), rtol=0, atol=1e-10)
+        turned = fchw.posterior(x.transpose(0, 1)[None], t, fchw.encode([PROMPT]))
+        torch.testing.assert_close(turned.x0, post.x0, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("prediction", ["v", "eps"])
+def test_per_frame_at_equal_timesteps_is_shared(prediction):
+    b = ToyWorldBackend(prediction=prediction, chunk_length=4)
+    x = torch.randn((3, *b.latent_shape(4)), dtype=torch.float64) * 0.5
+    t = torch.tensor([800.0, 400.0, 50.0])
+    cond = b.encode([PROMPT, "", "night falls"])
+    shared = b.forward(x, t, cond)
+    torch.testing.assert_close(b.forward(x, t[:, None].expand(3, 4), cond), shared, rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match="per-frame timesteps"):
+        b.forward(x, t[:, None].expand(3, 5), cond)
 
 
 def test_prior_mean_at_zero_terminal_snr(backend):

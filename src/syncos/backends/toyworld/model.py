@@ -45,6 +45,7 @@ class Tables:
     run_seg: torch.Tensor  # (N,) its (frame, track, region) slot in a (F, Ks, J) table
     quad_b: torch.Tensor  # (Kb, Ks) |background part of mu|^2
     quad_k: torch.Tensor  # (Kk, Ks) |subject part of mu|^2
+    under: torch.Tensor  # (F, Ks, J) mask area of each track, frame and region
 
 
 def _prefix(img: torch.Tensor) -> torch.Tensor:
@@ -81,6 +82,7 @@ class PromptMixture:
         self.spec = W.parse_prompt(prompt)
         self.b_idx, self.k_idx, self.s_idx = world.select(self.spec)
         self._tables: dict[int, Tables] = {}
+        self._frame_quads: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __len__(self) -> int:
         """Number of mixture components."""
@@ -90,6 +92,20 @@ class PromptMixture:
         if frames not in self._tables:
             self._tables[frames] = self._build(frames)
         return self._tables[frames]
+
+    def frame_quads(self, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """quad_b and quad_k split by frame, (F, Kb, Ks) and (F, Kk, Ks): for per-frame noise levels."""
+        if frames not in self._frame_quads:
+            t, J = self.tables(frames), self.world.region.shape[0]
+            C = t.col.shape[1] // frames
+            beta2 = t.beta.reshape(len(t.beta), C, frames, J) ** 2
+            col2 = t.col.reshape(len(t.col), C, frames) ** 2
+            area = torch.from_numpy(self.world.region.sum((1, 2)))
+            quad_b = torch.einsum("bcfj,j->fb", beta2, area)[..., None] - torch.einsum(
+                "bcfj,fsj->fbs", beta2, t.under
+            )
+            self._frame_quads[frames] = quad_b, torch.einsum("kcf,fs->fks", col2, t.under.sum(-1))
+        return self._frame_quads[frames]
 
     def _build(self, F: int) -> Tables:
         w = self.world
@@ -129,6 +145,7 @@ class PromptMixture:
             run_seg=as_t(seg),
             quad_b=as_t(quad_b),
             quad_k=as_t(quad_k),
+            under=as_t(under),
         )
 
 
@@ -152,22 +169,30 @@ def posterior_mean(
     mixture: PromptMixture,
     region: torch.Tensor,
 ) -> tuple[torch.Tensor, ...]:
-    """E[x0|x_t], E[eps|x_t] and the marginals (r_b, r_k, r_s) for chunks x (n, C, F, H, W) of one prompt."""
+    """E[x0|x_t], E[eps|x_t] and the marginals (r_b, r_k, r_s) for chunks x (n, C, F, H, W) of one prompt.
+
+    alpha, sigma: one level per chunk (n,), or one per frame (n, F). Per frame the likelihood is
+    a product of per-frame Gaussians, so each frame's terms are weighted by its own alpha_f / v_f.
+    """
     n, C, F, H, Wd = x.shape
     J = region.shape[0]
     t = mixture.tables(F)
     Ks = len(t.log_ws)
-    a, s = alpha.reshape(n, 1, 1), sigma.reshape(n, 1, 1)
-    v = a**2 * tau**2 + s**2
-    # <x_t, mu_bks> = beta_b . (X - Y_s) + col_k . sum_j Y_s
-    # (X: x summed per region; Y_s: x summed per region under mask s)
-    X = torch.einsum("ncfh,jh->ncfj", x.sum(-1), region[:, :, 0]).reshape(n, -1)
-    Y = _under_masks(x.reshape(n * C, F, H, Wd), t, Ks, J).reshape(n, C, F, Ks, J)
-    Ys = Y.permute(0, 1, 2, 4, 3).reshape(n, C * F * J, Ks)
-    dot_b = (X @ t.beta.T)[:, :, None] - t.beta @ Ys  # (n, Kb, Ks)
-    dot_k = t.col @ Y.sum(-1).reshape(n, C * F, Ks)  # (n, Kk, Ks)
-    log_b = (a * dot_b - a**2 / 2 * t.quad_b) / v
-    log_k = (a * dot_k - a**2 / 2 * t.quad_k) / v
+    if alpha.dim() == 1:
+        a, s = alpha.reshape(n, 1, 1), sigma.reshape(n, 1, 1)
+        v = a**2 * tau**2 + s**2
+        dot_b, dot_k = _mean_dots(x, t, region)
+        log_b = (a * dot_b - a**2 / 2 * t.quad_b) / v
+        log_k = (a * dot_k - a**2 / 2 * t.quad_k) / v
+        a5, s5, v5 = (c.reshape(n, 1, 1, 1, 1) for c in (alpha, sigma, v.reshape(n)))
+    else:  # per frame: sum_f (alpha_f <x_f, mu_f> - alpha_f^2 |mu_f|^2 / 2) / v_f
+        v = alpha**2 * tau**2 + sigma**2  # (n, F)
+        a5, s5, v5 = (c.reshape(n, 1, F, 1, 1) for c in (alpha, sigma, v))
+        dot_b, dot_k = _mean_dots(x * a5 / v5, t, region)
+        quad_b, quad_k = mixture.frame_quads(F)
+        w = alpha**2 / (2 * v)
+        log_b = dot_b - torch.einsum("nf,fbs->nbs", w, quad_b)
+        log_k = dot_k - torch.einsum("nf,fks->nks", w, quad_k)
     log_s = t.log_ws + log_b.logsumexp(1) + log_k.logsumexp(1)  # (n, Ks)
     r_s = log_s.softmax(-1)
     r_b_s, r_k_s = log_b.softmax(1), log_k.softmax(1)  # background / colour given the subject track
@@ -178,11 +203,23 @@ def posterior_mean(
     z = (r_s[:, :, None, None, None] * (beta_bar - col_bar)).permute(0, 2, 3, 1, 4)  # (n, C, F, Ks, J)
     under = _paint_masks(z.reshape(n * C, F, Ks, J), t, H, Wd).reshape(n, C, F, H, Wd)
     mu = torch.einsum("jh,ncfj->ncfh", region[:, :, 0], back)[..., None] - under
-    a5, s5, v5 = (c.reshape(n, 1, 1, 1, 1) for c in (alpha, sigma, v.reshape(n)))
     resid = x - a5 * mu
     r_b = torch.einsum("ns,nbs->nb", r_s, r_b_s)
     r_k = torch.einsum("ns,nks->nk", r_s, r_k_s)
     return mu + a5 * tau**2 / v5 * resid, s5 / v5 * resid, r_b, r_k, r_s
+
+
+def _mean_dots(x: torch.Tensor, t: Tables, region: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """<x, mu_bks> split as a (n, Kb, Ks) background and a (n, Kk, Ks) subject-colour table."""
+    n, C, F, H, Wd = x.shape
+    J, Ks = region.shape[0], len(t.log_ws)
+    # <x_t, mu_bks> = beta_b . (X - Y_s) + col_k . sum_j Y_s
+    # (X: x summed per region; Y_s: x summed per region under mask s)
+    X = torch.einsum("ncfh,jh->ncfj", x.sum(-1), region[:, :, 0]).reshape(n, -1)
+    Y = _under_masks(x.reshape(n * C, F, H, Wd), t, Ks, J).reshape(n, C, F, Ks, J)
+    Ys = Y.permute(0, 1, 2, 4, 3).reshape(n, C * F * J, Ks)
+    dot_b = (X @ t.beta.T)[:, :, None] - t.beta @ Ys
+    return dot_b, t.col @ Y.sum(-1).reshape(n, C * F, Ks)
 
 
 SCHEDULES = ("cogvideox", "sd", "flow")
@@ -204,6 +241,7 @@ class ToyWorldBackend:
 
     name = "toyworld"
     device = torch.device("cpu")
+    per_frame_timesteps = True  # forward() also takes t of shape (n, F): exact diagonal denoising
     fps = float(W.FPS)
 
     def __init__(
@@ -295,8 +333,11 @@ class ToyWorldBackend:
         return [_mixture(self.world.contrast, p) for p in prompts]
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: list[PromptMixture]) -> torch.Tensor:
+        """Raw output at one timestep per chunk, t (n,), or one per frame, t (n, F)."""
         post = self.posterior(x, t, cond)
         alpha, sigma = self._coefficients(t, len(x))
+        if alpha.dim() == 2:  # shaped to broadcast over the (n, C, F, H, W) posterior
+            alpha, sigma = (c[:, None, :, None, None] for c in (alpha, sigma))
         out = from_x0_eps(post.x0, post.eps, alpha, sigma, self.prediction)
         return self._from_cfhw(out).to(x.dtype)
 
@@ -323,6 +364,8 @@ class ToyWorldBackend:
             raise ValueError(f"{len(cond)} conditioning rows for {n} chunks")
         xc = self._to_cfhw(x).double()
         alpha, sigma = self._coefficients(t, n)
+        if alpha.dim() == 2 and alpha.shape[1] != xc.shape[2]:
+            raise ValueError(f"per-frame timesteps {tuple(alpha.shape)} for {xc.shape[2]} frames")
         x0, eps = torch.empty_like(xc), torch.empty_like(xc)
         marg: list[list[torch.Tensor]] = [[torch.empty(0)] * n for _ in range(3)]
         groups: dict[int, list[int]] = {}
@@ -338,7 +381,9 @@ class ToyWorldBackend:
         return Posterior(x0, eps, *marg, mixtures=list(cond))
 
     def _coefficients(self, t: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        t = torch.as_tensor(t, dtype=torch.float64).reshape(-1).expand(n)
+        """(alpha, sigma) of shape (n,), or (n, F) for per-frame timesteps t (n, F)."""
+        t = torch.as_tensor(t, dtype=torch.float64)
+        t = t if t.dim() == 2 else t.reshape(-1).expand(n)
         alpha, sigma = self.schedule.coefficients(t)
         return alpha.double(), sigma.double()
 
