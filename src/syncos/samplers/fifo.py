@@ -37,6 +37,7 @@ import torch
 
 from syncos.backends.base import Backend
 from syncos.samplers.common import Callback, Cancelled, Run, SampleResult, SamplerOptions, Step
+from syncos.schedules import Grid
 from syncos.timeline import Plan, assign_events
 
 TIMESTEP_MODES = ("auto", "per-frame", "shared")
@@ -101,9 +102,8 @@ def sample_fifo(
         return v.float().reshape(shape).to(backend.device)
 
     lv = level[idx]  # (w, L) grid index of every window position
-    t, a, s, a_next, s_next = (
-        shaped(v[lv]) for v in (g.timesteps, g.alpha, g.sigma, g.alpha_next, g.sigma_next)
-    )
+    alpha_to, sigma_to = _next_levels(g)
+    t, a, s, a_next, s_next = (shaped(v[lv]) for v in (g.timesteps, g.alpha, g.sigma, alpha_to, sigma_to))
     top = shaped((lv == lv.min(dim=1, keepdim=True).values).double())  # each window's noisiest frame
 
     def event_prompts(first_id: int) -> list[str]:
@@ -117,7 +117,7 @@ def sample_fifo(
         for k in range(N):
             tk, ak, sk = float(g.timesteps[k]), float(g.alpha[k]), float(g.sigma[k])
             x0, eps = run.denoiser(base[None], tk, ak, sk, [prompt])
-            base = float(g.alpha_next[k]) * x0[0] + float(g.sigma_next[k]) * eps[0]
+            base = float(alpha_to[k]) * x0[0] + float(sigma_to[k]) * eps[0]
         src = torch.tensor([max(0, p - P - (N - L)) for p in range(Q)], device=base.device)
         per_frame = [Q if d == axis else 1 for d in range(base.dim())]
         aq, sq = (v[level].float().reshape(per_frame).to(base) for v in (g.alpha, g.sigma))
@@ -150,6 +150,11 @@ def sample_fifo(
         if callback is not None and callback(Step(i, total, float(g.timesteps[N - 1]), out)) is False:
             raise Cancelled(f"cancelled after step {i + 1} of {total}")
     return run.result(out, first_order="FIFO's windows mix noise levels")
+
+
+def _next_levels(g: Grid) -> tuple[torch.Tensor, torch.Tensor]:
+    """(alpha, sigma) each grid level steps to: the next level of the queue, clean after the last."""
+    return torch.cat([g.alpha[1:], g.alpha.new_ones(1)]), torch.cat([g.sigma[1:], g.sigma.new_zeros(1)])
 
 
 def _pick(v: torch.Tensor, mask: torch.Tensor, axis: int) -> torch.Tensor:
