@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from syncos.bench.report import interval, load, per_scenario
+from syncos.bench.report import interval, load, method_label, per_scenario
 
 # paper (CogVideoX-2B): SC, BC, MS, DD, AQ, IQ, global PF, local PF
 PAPER = {
@@ -66,6 +66,8 @@ def comparison(outdir: Path) -> str:
     lines = [head, "| --- " * (len(COLUMNS) + 2) + "|"]
     for name, (method, paper) in PAPER.items():
         cells = [f"{v:g} / {cell(rows, method, m)}" for v, (_, m) in zip(paper, COLUMNS, strict=True)]
+        label = method_label(rows, method)  # a shared-timestep FIFO run is named as such
+        name = name if label == method else f"{name}; toyworld: {label}"
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {cell(rows, method, 'wall_s')} |")
     return "\n".join(lines)
 

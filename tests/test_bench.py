@@ -70,6 +70,8 @@ def test_bench_end_to_end_and_resume(tmp_path):
     summary = write_report(out, methods=suite.methods, contact=suite.contact_sheet)
     text = summary.read_text()
     assert "| no-tmin |" in text and "nfe" in text
+    assert {r["fifo_mode"] for r in rows if r["method"] == "fifo"} == {"shared"}  # no per-frame t
+    assert "| fifo (shared-timestep approx.) |" in text and "| fifo |" not in text
     for png in ("metrics.png", "drift.png", "contact_sheet.png"):
         assert (out / png).stat().st_size > 1000
     logs = []

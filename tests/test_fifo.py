@@ -46,6 +46,7 @@ def test_fifo_runs_deterministically(backend_type, lookahead):
     opts = FIFOOptions(steps=12, guidance_scale=2.0, lookahead=lookahead)
     r1 = sample("fifo", b, plan, opts, seed=3)
     assert r1.latent.shape == b.latent_shape(18) and torch.isfinite(r1.latent).all()
+    assert r1.fifo_mode == ("per-frame" if backend_type is PerFrameGaussian else "shared")
     assert torch.equal(r1.latent, sample("fifo", b, plan, opts, seed=3).latent)
     assert not torch.equal(r1.latent, sample("fifo", b, plan, opts, seed=4).latent)
     frames = r1.latent.movedim(b.frame_axis, 0)
@@ -92,4 +93,5 @@ def test_fifo_frames_are_clean_at_any_step_count(timesteps, steps):
         "sampler": {"method": "fifo", "steps": steps, "guidance_scale": 1.0, "timesteps": timesteps},
     }
     gen = api.generate(scenario)
+    assert api.run_record(gen, 0.0, 12)["fifo_mode"] == timesteps
     assert api.evaluate_frames(gen, np.stack(list(gen.frames())))["clean"] > 0.8

@@ -33,6 +33,7 @@ class Generation:
     nfe: dict[str, int]
     seconds: dict[str, float]
     solver: str = "ddim"  # the step rule the sampler took (syncos.solvers), as run.json records it
+    fifo_mode: str | None = None  # FIFO's timestep mode (samplers.fifo), as run.json records it
 
     def frames(self) -> Iterator[np.ndarray]:
         """Decoded uint8 frames (H, W, 3), streamed."""
@@ -79,7 +80,14 @@ def generate(
     fn = SAMPLERS[scenario.method][0]
     result = fn(backend, plan, scenario.sampler_options(), scenario.seed, callback)
     return Generation(
-        scenario, backend, result.plan, result.latent, result.nfe, result.seconds, result.solver
+        scenario,
+        backend,
+        result.plan,
+        result.latent,
+        result.nfe,
+        result.seconds,
+        result.solver,
+        result.fifo_mode,
     )
 
 
@@ -103,6 +111,7 @@ def run_record(gen: Generation, wall_seconds: float, video_frames: int) -> dict:
         "device": str(gen.backend.device),
         "plan": dataclasses.asdict(gen.plan),
         "solver": gen.solver,
+        **({"fifo_mode": gen.fifo_mode} if gen.fifo_mode else {}),
         "nfe": gen.nfe,
         "seconds": {**{k: round(v, 4) for k, v in gen.seconds.items()}, "total": round(wall_seconds, 4)},
         "frames": video_frames,

@@ -44,7 +44,10 @@ class Backend(Protocol):
         """Conditioning for a batch of prompts, row i for prompts[i]. Should cache per prompt."""
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
-        """Raw network output for a batch of chunk latents x (n, *chunk_shape) at timesteps t (n,)."""
+        """Raw network output for a batch of chunk latents x (n, *chunk_shape) at timesteps t (n,).
+
+        A backend that sets ``per_frame_timesteps = True`` also takes t (n, L), one per frame (FIFO).
+        """
 
     def decode(self, latent: torch.Tensor) -> Iterator[np.ndarray]:
         """Frames (H, W, 3) uint8 of one long latent, yielded in order so writers can stream."""

@@ -18,7 +18,8 @@ from PIL import Image
 from syncos.bench.runner import DRIFT, RESULTS, STRIPS
 from syncos.bench.table import read_rows, row_key
 
-META = ("scenario", "method", "seed", "sampler", "events", "frames", "chunks")
+META = ("scenario", "method", "seed", "sampler", "events", "frames", "chunks", "fifo_mode")
+SHARED = "shared-timestep approx."  # how a FIFO run without per-frame timesteps is labelled
 # two-sided 95% t quantiles by degrees of freedom (normal beyond the table)
 _T975 = {
     1: 12.706,
@@ -69,6 +70,16 @@ def load(outdir: Path) -> tuple[list[dict], list[str], list[str]]:
                 metrics.append(k)
     methods = list(dict.fromkeys(r["method"] for r in rows))
     return rows, methods, metrics
+
+
+def method_label(rows: list[dict], method: str) -> str:
+    """The method's name in tables; FIFO runs in the shared-timestep mode are not FIFO-Diffusion."""
+    modes = [r.get("fifo_mode") for r in rows if r["method"] == method]
+    shared = modes.count("shared")
+    if not shared:
+        return method
+    where = "" if shared == len(modes) else f" in {shared} of {len(modes)} runs"
+    return f"{method} ({SHARED}{where})"
 
 
 def per_scenario(rows: list[dict], method: str, metric: str) -> dict[str, float]:
@@ -183,7 +194,14 @@ def plot_drift(curves: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def contact_sheet(outdir: Path, scenario: str, methods: list[str], path: Path, columns: int = 10) -> bool:
+def contact_sheet(
+    outdir: Path,
+    scenario: str,
+    methods: list[str],
+    path: Path,
+    columns: int = 10,
+    labels: dict[str, str] | None = None,
+) -> bool:
     """Rows = methods, columns = evenly spaced frames of seed 0 of one scenario."""
     import matplotlib
 
@@ -203,7 +221,7 @@ def contact_sheet(outdir: Path, scenario: str, methods: list[str], path: Path, c
         ax.imshow(np.concatenate(list(frames[pick]), axis=1), interpolation="nearest")
         ax.set_yticks([])
         ax.set_xticks([(i + 0.5) * h for i in range(columns)], [str(p) for p in pick], fontsize=6)
-        ax.set_ylabel(m, rotation=0, ha="right", va="center", fontsize=8)
+        ax.set_ylabel((labels or {}).get(m, m), rotation=0, ha="right", va="center", fontsize=8)
     fig.suptitle(f"{scenario}, seed 0 (frame numbers below)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -223,15 +241,21 @@ def write_report(
     """Write OUTDIR/summary.md, metrics.png, drift.png and contact_sheet.png; returns summary.md."""
     out = Path(outdir)
     rows, seen, metrics = load(out)
-    methods = [m for m in (methods or seen) if m in seen] + [m for m in seen if m not in (methods or seen)]
-    baseline = baseline if baseline in methods else methods[0]
+    names = [m for m in (methods or seen) if m in seen] + [m for m in seen if m not in (methods or seen)]
     scen = sorted({r["scenario"] for r in rows})
     seeds = sorted({r["seed"] for r in rows})
-    plot_metrics(rows, methods, metrics, out / "metrics.png")
-    curves = drift_by_method(out, methods)
-    plot_drift(curves, out / "drift.png")
+    label = {m: method_label(rows, m) for m in names}
     contact = contact if contact in scen else (scen[0] if scen else None)
-    has_sheet = contact is not None and contact_sheet(out, contact, methods, out / "contact_sheet.png")
+    sheet = out / "contact_sheet.png"
+    has_sheet = contact is not None and contact_sheet(out, contact, names, sheet, labels=label)
+    # from here on every method is shown by its label (strips and drift rows are read by name)
+    curves = {k: {label[m]: c for m, c in by.items()} for k, by in drift_by_method(out, names).items()}
+    for r in rows:
+        r["method"] = label[r["method"]]
+    methods = [label[m] for m in names]
+    baseline = label.get(baseline or "", methods[0])
+    plot_metrics(rows, methods, metrics, out / "metrics.png")
+    plot_drift(curves, out / "drift.png")
     md = [
         f"# {title}",
         "",

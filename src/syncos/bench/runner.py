@@ -71,6 +71,7 @@ def run_row(
         "chunks": gen.plan.num_chunks,
         "wall_s": round(wall, 3),
         "nfe": sum(gen.nfe.values()),
+        **({"fifo_mode": gen.fifo_mode} if gen.fifo_mode else {}),
         **{k: round(float(v), 6) for k, v in metrics.items()},
     }
     return row, drift_curves(gen.backend, frames, scorer), frames

@@ -50,6 +50,7 @@ class SampleResult:
     nfe: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     solver: str = "ddim"  # the step rule, and the steps where it fell back to first order
+    fifo_mode: str | None = None  # FIFO only: "per-frame" (diagonal denoising) or "shared" (approximation)
 
 
 class Run:
