@@ -76,7 +76,7 @@ def test_per_frame_needs_support():
         timestep_mode(GaussianBackend(), "per-frame")
     assert timestep_mode(PerFrameGaussian(), "auto") == "per-frame"
     assert timestep_mode(GaussianBackend(), "auto") == "shared"
-    with pytest.raises(ValueError, match="timesteps must be one of"):
+    with pytest.raises(ValueError, match="timesteps: must be one of"):
         FIFOOptions(timesteps="diagonal")
 
 

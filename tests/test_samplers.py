@@ -186,6 +186,6 @@ def test_unknown_method_and_bad_options():
     b = GaussianBackend()
     with pytest.raises(ValueError, match="independent, codenoise, syncos"):
         sample("fifo2", b, make_plan(b), None, 0)
-    with pytest.raises(ValueError, match="timestep must be one of grounded, random"):
+    with pytest.raises(ValueError, match="timestep: must be one of grounded, random"):
         SynCoSOptions(timestep="uniform")
     assert to_x0_eps  # conversions are exercised above through the denoiser

@@ -50,8 +50,17 @@ def test_valid_scenario_round_trips():
         (dict(events=[{"prompt": "a", "frames": True}]), r"events\[0\]\.frames: expected an integer"),
         (dict(sampler={"method": "fifo2"}), r"sampler\.method: unknown method 'fifo2'; allowed: independent"),
         (dict(sampler={"method": "codenoise", "lrate": 1}), r"sampler: unknown key 'lrate'; allowed: method"),
-        (dict(sampler={"timestep": "uniform"}), r"sampler: timestep must be one of grounded, random"),
-        (dict(sampler={"steps": 0}), r"sampler\.steps: must be >= 1"),
+        (dict(sampler={"timestep": "uniform"}), r"sampler\.timestep: must be one of grounded, random"),
+        (dict(sampler={"steps": 0}), r"sampler\.steps: must be in \[1, 1000\], got 0"),
+        (dict(sampler={"lr": -1}), r"sampler\.lr: must be in \(0, 10\], got -1"),
+        (dict(sampler={"method": "codenoise", "lr": "abc"}), r"sampler\.lr: expected a number, got 'abc'"),
+        (dict(sampler={"guidance_scale": float("nan")}), r"sampler\.guidance_scale: must be a finite number"),
+        (dict(sampler={"guidance_scale": -1}), r"sampler\.guidance_scale: must be in \[1, 100\]"),
+        (dict(sampler={"method": "fifo", "partitions": 0}), r"sampler\.partitions: must be in \[1, 1000\]"),
+        (dict(fps=float("inf")), r"fps: must be a finite number"),
+        (dict(model_options={"contrast": float("nan")}), r"model_options\.contrast: must be a finite number"),
+        (dict(events=[{"prompt": "a", "frames": 10**9}]), r"events\[0\]\.frames: at most 100000 frames"),
+        (dict(events=[{"prompt": "a", "seconds": 1e300}]), r"events\[0\]\.seconds: at most 100 seconds"),
         (dict(sampler={"stride": 0}), r"sampler\.stride: must be a positive"),
         (dict(sampler={"prompt_mode": "x"}), r"sampler\.prompt_mode: 'x' is not allowed"),
         (dict(sampler={"minibatch": 2.5}), r"sampler\.minibatch: expected an integer"),
@@ -66,9 +75,12 @@ def test_errors_name_the_field(changes, match):
         parse_scenario(with_(**changes))
 
 
-def test_other_samplers_options_are_left_unused():
+def test_other_samplers_options_are_checked_and_kept():
     s = parse_scenario(with_(sampler={"method": "codenoise", "lr": 0.1, "steps": 7}))
-    assert s.options == {"steps": 7} and "lr" not in s.to_dict()["sampler"]
+    assert s.options == {"lr": 0.1, "steps": 7} and s.unused_options == ["lr"]
+    assert s.to_dict()["sampler"]["lr"] == 0.1 and not hasattr(s.sampler_options(), "lr")
+    again = parse_scenario(s.to_dict())  # run.json's scenario runs again as it was
+    assert again.sampler_options() == s.sampler_options() and again.options["lr"] == 0.1
 
 
 def test_overrides():
@@ -81,12 +93,26 @@ def test_overrides():
         apply_overrides(BASE, ["seed.x=1"])
 
 
+def test_overrides_reach_list_items():
+    raw = apply_overrides(BASE, ["events[1].frames=30", "events[0].prompt=the ball jumps"])
+    assert raw["events"][1]["frames"] == 30 and raw["events"][0]["prompt"] == "the ball jumps"
+    with pytest.raises(UserError, match=r"events has 2 entries"):
+        apply_overrides(BASE, ["events[2].frames=3"])
+    with pytest.raises(UserError, match="sampler is not a list"):
+        apply_overrides(BASE, ["sampler[0]=1"])
+    with pytest.raises(UserError, match="expected key=value"):
+        apply_overrides(BASE, ["events[x]=1"])
+
+
 def test_files(tmp_path):
     p = tmp_path / "s.yaml"
     p.write_text("global_prompt: a ball\nevents:\n  - {prompt: jumps, frames: 12}\n")
     assert load_scenario(p).events[0].prompt == "jumps"
     p.write_text("global_prompt: [unclosed\n")
     with pytest.raises(UserError, match="is not valid YAML"):
+        load_scenario(p)
+    p.write_text('global_prompt: "a ball\nevents:\n  - {prompt: jumps, frames: 12}\n')
+    with pytest.raises(UserError, match=r"quoted string is never closed \(line 1, column 16\)"):
         load_scenario(p)
     q = tmp_path / "s.json"
     q.write_text("{nope")

@@ -1,8 +1,27 @@
-"""syncos: long, multi-event videos from short-clip text-to-video models with SynCoS."""
+"""syncos: long, multi-event videos from short-clip text-to-video models with SynCoS.
 
-from syncos.api import Generation, generate, save
+The names below load on first use, so ``import syncos`` (and ``syncos --help``) does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from syncos.errors import DistributedError, UserError
-from syncos.scenario import Event, Scenario, load_scenario
+
+if TYPE_CHECKING:
+    from syncos.api import Generation, generate, save
+    from syncos.scenario import Event, Scenario, load_scenario
+
+_LAZY = {
+    "Generation": "syncos.api",
+    "generate": "syncos.api",
+    "save": "syncos.api",
+    "Event": "syncos.scenario",
+    "Scenario": "syncos.scenario",
+    "load_scenario": "syncos.scenario",
+}
 
 __all__ = [
     "DistributedError",
@@ -15,3 +34,11 @@ __all__ = [
     "save",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'syncos' has no attribute {name!r}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import platform
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -16,10 +18,15 @@ import torch
 
 from syncos import distributed
 from syncos.backends import Backend, load_backend
-from syncos.io import prepare_outdir, write_json, write_video
+from syncos.errors import UserError
+from syncos.io import output_folder, write_json, write_video
 from syncos.samplers import SAMPLERS, Callback
-from syncos.scenario import Scenario, load_scenario
-from syncos.timeline import Plan, plan_timeline
+from syncos.scenario import MAX_VIDEO_FRAMES, Scenario, load_scenario
+from syncos.timeline import Plan, event_frames, plan_timeline
+
+# What run.json and `syncos metrics` say the toyworld metrics are computed from.
+METRICS_FROM_RUN = "decoded frames, before video encoding"
+METRICS_FROM_FILE = "frames read back from the file (H.264 is lossy: run.json's differ slightly)"
 
 
 @dataclass
@@ -34,6 +41,7 @@ class Generation:
     seconds: dict[str, float]
     solver: str = "ddim"  # the step rule the sampler took (syncos.solvers), as run.json records it
     fifo_mode: str | None = None  # FIFO's timestep mode (samplers.fifo), as run.json records it
+    wall_seconds: float = 0.0  # generate() from start to end, loading the model included
 
     def frames(self) -> Iterator[np.ndarray]:
         """Decoded uint8 frames (H, W, 3), streamed."""
@@ -57,6 +65,54 @@ def make_plan(scenario: Scenario, backend: Backend) -> Plan:
     )
 
 
+# Peak bytes of a run per byte of its float32 long latent: the latent's working copies (noise,
+# estimates, CSD state and optimiser moments) plus the stacked overlapping chunks, CHUNK_COPIES
+# times L / stride. Measured on toyworld (whose exact posterior works in float64): 0.8 MB per
+# latent frame of 12 KB at L / stride = 3, i.e. about 65 (tests/test_fuzz.py keeps the guard honest).
+LATENT_COPIES, CHUNK_COPIES = 24, 14
+
+
+def _available_memory(device: torch.device) -> tuple[int, str]:
+    """Bytes a run may use on ``device`` and the device's name (CUDA: free memory; else RAM)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free), f"{torch.cuda.get_device_name(device)} ({device})"
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return int(info["MemAvailable"].split()[0]) * 1024, "this machine"
+    except (OSError, KeyError, ValueError):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine"
+
+
+def check_fits(scenario: Scenario, backend: Backend) -> None:
+    """Refuse, before anything is allocated, a video whose latent and frames would not fit in memory."""
+    fps = float(scenario.fps or backend.fps)
+    frames = sum(event_frames(e, fps) for e in scenario.events)
+    if frames > MAX_VIDEO_FRAMES:
+        raise UserError(
+            f"events: the video would have {frames} frames; at most {MAX_VIDEO_FRAMES} "
+            f"({MAX_VIDEO_FRAMES / fps / 60:.0f} minutes at {fps:g} fps)"
+        )
+    latent_frame = 4 * math.prod(backend.latent_shape(1))
+    stride = scenario.stride or backend.default_stride
+    per_latent_frame = latent_frame * (LATENT_COPIES + CHUNK_COPIES * backend.chunk_length / max(1, stride))
+    height, width = getattr(backend, "height", 0), getattr(backend, "width", 0)
+    # backends with their own metrics score the whole decoded video at once; the others stream it
+    per_frame = 3 * height * width if hasattr(backend, "evaluate") else 0
+    latent_frames = backend.latent_frames(frames)
+    need = latent_frames * per_latent_frame + frames * per_frame
+    have, where = _available_memory(backend.device)
+    if need > 0.8 * have:
+        fit = int(0.8 * have / (need / frames))
+        raise UserError(
+            f"events: a video of {frames} frames needs about {need / 2**30:.1f} GiB (long latent, its "
+            f"working copies and frames) but {where} has {have / 2**30:.1f} GiB free; about {fit} frames "
+            f"({fit / fps:.0f} s at {fps:g} fps) fit here: for longer videos use a device with more memory "
+            "(torchrun splits the work over GPUs, not the latent)"
+        )
+
+
 def generate(
     scenario: Scenario | Mapping[str, Any] | str | Path,
     *,
@@ -70,15 +126,22 @@ def generate(
     ``pipe`` hands over a diffusers pipeline the caller already built (LoRA, quantisation and
     offloading stay as set up); ``backend`` reuses a loaded backend across calls.
     """
+    start = time.perf_counter()
     if not isinstance(scenario, Scenario) or overrides:
         source = scenario.to_dict() if isinstance(scenario, Scenario) else scenario
         scenario = load_scenario(source, overrides)
     if backend is None:
         backend = load_backend(scenario.model, pipe=pipe, **scenario.model_settings())
+    check_fits(scenario, backend)
     plan = make_plan(scenario, backend)
     backend.encode(list(plan.prompts))  # a prompt the model cannot take fails now, not mid-run
     fn = SAMPLERS[scenario.method][0]
     result = fn(backend, plan, scenario.sampler_options(), scenario.seed, callback)
+    if not bool(torch.isfinite(result.latent).all()):
+        raise UserError(
+            "sampling diverged: the latent holds NaN or infinity; lower sampler.guidance_scale or sampler.lr"
+        )
+    wall = time.perf_counter() - start
     return Generation(
         scenario,
         backend,
@@ -88,6 +151,7 @@ def generate(
         result.seconds,
         result.solver,
         result.fifo_mode,
+        wall_seconds=wall,
     )
 
 
@@ -116,6 +180,7 @@ def run_record(gen: Generation, wall_seconds: float, video_frames: int) -> dict:
         "seconds": {**{k: round(v, 4) for k, v in gen.seconds.items()}, "total": round(wall_seconds, 4)},
         "frames": video_frames,
         "fps": gen.fps,
+        **({"unused_options": gen.scenario.unused_options} if gen.scenario.unused_options else {}),
         **({"world_size": distributed.world_size()} if distributed.world_size() > 1 else {}),
     }
 
@@ -133,29 +198,34 @@ def evaluate_frames(gen: Generation, frames: np.ndarray) -> dict[str, float] | N
     return evaluate(frames, gen.scenario.global_prompt, video_events(gen.plan, gen.scenario))
 
 
-def save(gen: Generation, outdir: str | Path, *, gif: bool = False, wall_seconds: float = 0.0) -> dict:
+def save(
+    gen: Generation, outdir: str | Path, *, gif: bool = False, wall_seconds: float | None = None
+) -> dict:
     """Write OUTDIR/video.mp4 (and video.gif), then OUTDIR/run.json; returns the run record.
 
-    In a process group only rank 0 writes (every rank holds the same latent); the other ranks
-    get the record without decoding (no ``metrics``) and touch no file.
+    ``seconds.total`` in run.json is ``wall_seconds`` (default: ``generate``'s own time) plus the
+    time spent here. In a process group only rank 0 writes (every rank holds the same latent);
+    the other ranks get the record without decoding (no ``metrics``) and touch no file.
     """
+    wall = gen.wall_seconds if wall_seconds is None else wall_seconds
     if not distributed.is_main():
-        return run_record(gen, wall_seconds, gen.plan.video_frames)
-    out = prepare_outdir(outdir)
-    start = time.perf_counter()
-    frames: Iterable[np.ndarray] = gen.frames()
-    metrics = None
-    if hasattr(gen.backend, "evaluate"):  # toyworld: small frames, scored before anything is written
-        frames = np.stack(list(frames))
-        metrics = evaluate_frames(gen, frames)
-    n = write_video(frames, out / "video.mp4", gen.fps, gif=out / "video.gif" if gif else None)
-    decode_seconds = time.perf_counter() - start
-    record = run_record(gen, wall_seconds + decode_seconds, n)
-    record["seconds"]["decode_and_write"] = round(decode_seconds, 4)
-    if metrics is not None:
-        record["metrics"] = metrics
-    write_json(record, out / "run.json")
+        return run_record(gen, wall, gen.plan.video_frames)
+    with output_folder(outdir) as out:
+        start = time.perf_counter()
+        frames: Iterable[np.ndarray] = gen.frames()
+        metrics = None
+        if hasattr(gen.backend, "evaluate"):  # toyworld: small frames, scored before anything is written
+            frames = np.stack(list(frames))
+            metrics = evaluate_frames(gen, frames)
+        n = write_video(frames, out / "video.mp4", gen.fps, gif=out / "video.gif" if gif else None)
+        decode_seconds = time.perf_counter() - start
+        record = run_record(gen, wall + decode_seconds, n)
+        record["seconds"]["decode_and_write"] = round(decode_seconds, 4)
+        if metrics is not None:
+            record["metrics"] = metrics
+            record["metrics_from"] = METRICS_FROM_RUN
+        write_json(record, out / "run.json")
     return record
 
 
-__all__ = ["Generation", "generate", "make_plan", "save"]
+__all__ = ["Generation", "check_fits", "generate", "make_plan", "save"]

@@ -1,4 +1,8 @@
-"""The ``syncos`` command line: argument parsing, progress and exit codes, nothing else."""
+"""The ``syncos`` command line: argument parsing, progress and exit codes, nothing else.
+
+Arguments are parsed before anything heavy is imported: ``--help``, ``--version`` and usage
+errors answer without loading torch; each command imports what it needs.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import json
 import sys
 import time
 
+from syncos import __version__
 from syncos.errors import DistributedError, UserError
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
@@ -18,26 +23,37 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="syncos", description="Long multi-event videos with Synchronized Coupled Sampling.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p.add_argument("--version", action="version", version=f"syncos {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, help="one of:")
 
     g = sub.add_parser("generate", help="sample a scenario and write OUTDIR/video.mp4 and run.json")
     g.add_argument("scenario", help="scenario file (YAML or JSON)")
-    g.add_argument("-o", "--output", required=True, help="output folder")
-    g.add_argument("--method", help="sampler: independent, codenoise, fifo or syncos")
+    g.add_argument("-o", "--output", required=True, help="output folder (created if missing)")
+    g.add_argument("--method", help="sampler: independent, codenoise, fifo or syncos (sets sampler.method)")
     g.add_argument("--model", help="'toyworld', a diffusers model id or a local diffusers folder")
-    g.add_argument("--seed", type=int)
-    g.add_argument("--steps", type=int)
+    g.add_argument("--seed", type=int, help="random seed, 0 <= N < 2**63 (sets seed)")
+    g.add_argument("--steps", type=int, help="denoising steps, 1-1000 (sets sampler.steps)")
     g.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a scenario key, e.g. --set sampler.lr=0.3 --set height=480",
+        help="override a scenario key, e.g. --set sampler.lr=0.3 --set height=480 --set events[0].frames=30",
     )
     g.add_argument("--gif", action="store_true", help="also write video.gif")
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
     g.add_argument(
         "--dist-timeout",
         type=float,
@@ -47,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     m = sub.add_parser("metrics", help="print the toyworld metrics of a video")
-    m.add_argument("video")
+    m.add_argument("video", help="video file (MP4 or GIF) made from the scenario")
     m.add_argument("--scenario", required=True, help="the scenario the video was made from")
     m.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -57,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("suite", help="folder of scenario files (with an optional suite.yaml)")
     b.add_argument("-o", "--output", required=True, help="output folder (rerunning resumes it)")
     b.add_argument("--methods", nargs="+", help="sampler names or the suite's variants")
-    b.add_argument("--seeds", type=int, help="seeds 0..N-1 per scenario and method")
+    b.add_argument("--seeds", type=_positive, metavar="N", help="seeds 0..N-1 per scenario and method")
     b.add_argument("--scenarios", nargs="+", help="only these scenarios (file names without suffix)")
     b.add_argument("--features", help="folder with clip/ and dino/ weights for the weight-based metrics")
     b.add_argument("--report-only", action="store_true", help="rewrite the report from results.csv")
@@ -109,11 +125,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace, main: bool) -> int:
     """Every rank samples; only rank 0 (``main``) shows progress and writes outputs."""
     from syncos.api import generate, save
-    from syncos.io import prepare_outdir
+    from syncos.io import check_outdir
     from syncos.scenario import load_scenario
 
     scenario = load_scenario(args.scenario, _overrides(args))
-    out = prepare_outdir(args.output) if main else None  # fail before the long work, not after
+    out = check_outdir(args.output) if main else None  # fail before the long work, not after
     progress = _Progress(main and sys.stderr.isatty() and not args.quiet, scenario.method)
     start = time.perf_counter()
     try:
@@ -124,15 +140,27 @@ def _generate(args: argparse.Namespace, main: bool) -> int:
         return 0
     record = save(gen, out, gif=args.gif, wall_seconds=time.perf_counter() - start)
     if not args.quiet:
-        summary = f"wrote {out / 'video.mp4'} ({record['frames']} frames, {record['seconds']['total']:.1f} s)"
+        print(f"wrote {out / 'video.mp4'} ({record['frames']} frames, {record['seconds']['total']:.1f} s)")
+        if record.get("unused_options"):
+            unused = ", ".join(f"sampler.{k}" for k in record["unused_options"])
+            print(f"note: {scenario.method} does not use {unused} (kept in run.json)")
         if record.get("metrics"):
-            summary += "; " + ", ".join(f"{k} {v:.3f}" for k, v in record["metrics"].items())
-        print(summary)
+            _print_metrics(record["metrics"], f"toyworld metrics of the {record['metrics_from']}")
     return 0
 
 
+def _print_metrics(metrics: dict[str, float], source: str) -> None:
+    """One line per metric with what it measures, so a newcomer can tell a good video from a bad one."""
+    from syncos.backends.toyworld.metrics import MEANINGS
+
+    print(f"{source} (each in [0, 1], higher is better; docs/toyworld.md):")
+    width = max(map(len, metrics))
+    for k, v in metrics.items():
+        print(f"  {k:<{width}}  {v:.3f}  {MEANINGS.get(k, '')}".rstrip())
+
+
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from syncos.api import make_plan, video_events
+    from syncos.api import METRICS_FROM_FILE, make_plan, video_events
     from syncos.backends import load_backend
     from syncos.io import read_video
     from syncos.scenario import load_scenario
@@ -148,13 +176,15 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     plan = make_plan(scenario, backend)
     if len(frames) != plan.video_frames:
         raise UserError(f"video has {len(frames)} frames but the scenario makes {plan.video_frames}")
-    metrics = evaluate(frames, scenario.global_prompt, video_events(plan, scenario))
+    try:
+        metrics = evaluate(frames, scenario.global_prompt, video_events(plan, scenario))
+    except ValueError as e:  # e.g. frames of a size toyworld does not render
+        raise UserError(f"video {args.video!r} cannot be scored: {e}") from None
     if args.json:
-        print(json.dumps(metrics, indent=2))
+        record = {"video": args.video, "metrics_from": METRICS_FROM_FILE, "metrics": metrics}
+        print(json.dumps(record, indent=2))
     else:
-        width = max(map(len, metrics))
-        for k, v in metrics.items():
-            print(f"{k:<{width}}  {v:.4f}")
+        _print_metrics(metrics, f"toyworld metrics of {args.video}: {METRICS_FROM_FILE}")
     return 0
 
 
@@ -177,18 +207,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
             from syncos.bench.feature_metrics import FeatureScorer
 
             scorer = FeatureScorer.from_folder(args.features)
-        try:
-            run_suite(
-                suite,
-                args.output,
-                methods=methods,
-                seeds=args.seeds,
-                scenarios=args.scenarios,
-                scorer=scorer,
-                log=lambda line: print(line, file=sys.stderr, flush=True),
-            )
-        except ValueError as e:
-            raise UserError(str(e)) from None
+        run_suite(
+            suite,
+            args.output,
+            methods=methods,
+            seeds=args.seeds,
+            scenarios=args.scenarios,
+            scorer=scorer,
+            log=lambda line: print(line, file=sys.stderr, flush=True),
+        )
     summary = write_report(
         args.output,
         methods=methods,
@@ -201,15 +228,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+COMMANDS = {"generate": cmd_generate, "metrics": cmd_metrics, "vocab": cmd_vocab, "bench": cmd_bench}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    command = {"generate": cmd_generate, "metrics": cmd_metrics, "vocab": cmd_vocab, "bench": cmd_bench}[
-        args.command
-    ]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # a bare `syncos`: what it can do, as a usage error
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
     try:
-        return command(args)
+        return COMMANDS[args.command](args)
     except UserError as e:
-        print(f"syncos: error: {e}", file=sys.stderr)
+        print(f"syncos: error: {' '.join(str(e).split())}", file=sys.stderr)  # always one line
         return EXIT_USAGE
     except DistributedError as e:
         print(f"syncos: error: {e}; no output was written", file=sys.stderr)

@@ -15,9 +15,22 @@ import numpy as np
 from syncos.errors import UserError, first_line
 
 
+def check_outdir(path: str | Path) -> Path:
+    """Fail now, creating nothing, if the output folder could not be created or written to."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output folder {str(out)!r} is a file; name a folder (it is created if missing)")
+    existing = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise UserError(f"output folder {str(out)!r} cannot be created: {str(existing)!r} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"output folder {str(out)!r} cannot be written: {str(existing)!r} is not writable")
+    return out
+
+
 def prepare_outdir(path: str | Path) -> Path:
     """Create the output folder and check that it can be written to."""
-    out = Path(path)
+    out = check_outdir(path)
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".syncos-check-"):
@@ -25,6 +38,22 @@ def prepare_outdir(path: str | Path) -> Path:
     except OSError as e:
         raise UserError(f"output folder {str(out)!r} cannot be written: {e.strerror or e}") from None
     return out
+
+
+@contextlib.contextmanager
+def output_folder(path: str | Path) -> Iterator[Path]:
+    """The output folder, created on entry; if the body fails, the folders it created are removed
+    again (when still empty), so a failed or interrupted run leaves no empty folder behind."""
+    out = Path(path)
+    created = [p for p in (out, *out.parents) if not p.exists()]
+    out = prepare_outdir(out)
+    try:
+        yield out
+    except BaseException:
+        for p in created:  # deepest first
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        raise
 
 
 @contextlib.contextmanager
@@ -40,8 +69,10 @@ def atomic_path(final: Path) -> Iterator[Path]:
 
 
 def write_json(data: Any, path: Path) -> None:
+    """Strict JSON (no NaN or infinity, which other readers reject), written atomically."""
+    text = json.dumps(data, indent=2, default=str, allow_nan=False)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+        tmp.write_text(text + "\n", encoding="utf-8")
 
 
 def write_video(

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,11 @@ MODEL_KEYS: dict[str, tuple[type, ...]] = {
     "vae_slicing": (bool,),
 }
 PLAN_KEYS = {"method": (str,), "stride": (int,), "prompt_mode": (str,)}
+# Generous caps that keep absurd numbers out of the arithmetic; whether a video fits the device's
+# memory is checked against the loaded model before anything is allocated (syncos.api).
+MAX_VIDEO_FRAMES = 100_000  # about an hour at 24 fps
+MAX_SIDE = 8192  # height and width, in pixels
+MAX_FPS = 1000.0
 
 
 @dataclass(frozen=True)
@@ -67,8 +74,14 @@ class Scenario:
         return s
 
     def sampler_options(self):
-        """The method's options dataclass."""
-        return SAMPLERS[self.method][1](**self.options)
+        """The method's options dataclass (``options`` may also hold other samplers' keys)."""
+        options_type = SAMPLERS[self.method][1]
+        return options_type(**{k: v for k, v in self.options.items() if k in _field_names(options_type)})
+
+    @property
+    def unused_options(self) -> list[str]:
+        """Sampler keys given for another method: validated and recorded, not used by this one."""
+        return [k for k in self.options if k not in _field_names(SAMPLERS[self.method][1])]
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved scenario, in the file format (what run.json records)."""
@@ -82,6 +95,7 @@ class Scenario:
             "stride": self.stride,
             "prompt_mode": self.prompt_mode,
             **opts,
+            **{k: self.options[k] for k in self.unused_options},
         }
         out["seed"] = self.seed
         out.update({k: getattr(self, k) for k in MODEL_KEYS if getattr(self, k) is not None})
@@ -106,13 +120,34 @@ def _type_name(types: tuple[type, ...]) -> str:
     )
 
 
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _check(value: Any, types: tuple[type, ...], where: str, nullable: bool = True) -> Any:
     if value is None and nullable:
         return None
     ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
     if not ok:
-        raise UserError(f"{where}: expected {_type_name(types)}, got {value!r}")
+        raise UserError(f"{where}: expected {_type_name(types)}, got {_shown(value)}")
     return value
+
+
+def _finite(value: Any, where: str) -> None:
+    """No NaN or infinity anywhere in a scenario (YAML's .nan/.inf, JSON's NaN/Infinity)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{where}: must be a finite number, got {value}")
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _finite(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _finite(v, f"{where}[{i}]")
+
+
+def _field_names(options_type: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(options_type))
 
 
 def _unknown(d: Mapping, allowed, where: str) -> None:
@@ -131,7 +166,9 @@ def _prompt(value: Any, where: str) -> str:
 def _event(raw: Any, i: int) -> Event:
     where = f"events[{i}]"
     if not isinstance(raw, Mapping):
-        raise UserError(f"{where}: expected a mapping with 'prompt' and 'frames' or 'seconds', got {raw!r}")
+        raise UserError(
+            f"{where}: expected a mapping with 'prompt' and 'frames' or 'seconds', got {_shown(raw)}"
+        )
     _unknown(raw, ("prompt", "frames", "seconds"), where)
     if "prompt" not in raw:
         raise UserError(f"{where}.prompt: missing; every event needs a local prompt")
@@ -142,6 +179,10 @@ def _event(raw: Any, i: int) -> Event:
         raise UserError(f"{where}: give exactly one of 'frames' or 'seconds'")
     if (frames is not None and frames <= 0) or (seconds is not None and seconds <= 0):
         raise UserError(f"{where}: span must be positive, got {frames if frames is not None else seconds}")
+    if frames is not None and frames > MAX_VIDEO_FRAMES:
+        raise UserError(f"{where}.frames: at most {MAX_VIDEO_FRAMES} frames, got {frames}")
+    if seconds is not None and seconds * MAX_FPS > MAX_VIDEO_FRAMES:
+        raise UserError(f"{where}.seconds: at most {MAX_VIDEO_FRAMES / MAX_FPS:g} seconds, got {seconds}")
     return Event(prompt, frames, float(seconds) if seconds is not None else None)
 
 
@@ -149,18 +190,17 @@ def _sampler(raw: Any) -> tuple[str, int | None, str, dict[str, Any]]:
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
-        raise UserError(f"sampler: expected a mapping, got {raw!r}")
+        raise UserError(f"sampler: expected a mapping, got {_shown(raw)}")
     method = _check(raw.get("method", "syncos"), (str,), "sampler.method", nullable=False)
     if method not in SAMPLERS:
-        raise UserError(f"sampler.method: unknown method {method!r}; allowed: {', '.join(SAMPLERS)}")
-    options_type = SAMPLERS[method][1]
-    fields = {f.name: f for f in dataclasses.fields(options_type)}
-    # Options of the other samplers are allowed and left unused, so one scenario serves every
-    # method (`--method codenoise` on a SynCoS scenario); a key no sampler knows is an error.
-    known = dict.fromkeys([*PLAN_KEYS, *fields])
-    for _, other in SAMPLERS.values():
-        known.update(dict.fromkeys(f.name for f in dataclasses.fields(other)))
-    _unknown(raw, list(known), "sampler")
+        raise UserError(f"sampler.method: unknown method {_shown(method)}; allowed: {', '.join(SAMPLERS)}")
+    # Options of the other samplers are allowed, so one scenario serves every method (`--method
+    # codenoise` on a SynCoS scenario): they are checked by the sampler they belong to and kept
+    # (run.json records them as unused); a key no sampler knows is an error.
+    owners: dict[str, type] = {}
+    for _, options_type in [SAMPLERS[method], *SAMPLERS.values()]:
+        owners.update({k: options_type for k in _field_names(options_type) if k not in owners})
+    _unknown(raw, [*PLAN_KEYS, *owners], "sampler")
     stride = _check(raw.get("stride"), (int,), "sampler.stride")
     if stride is not None and stride < 1:
         raise UserError(f"sampler.stride: must be a positive number of latent frames, got {stride}")
@@ -170,22 +210,10 @@ def _sampler(raw: Any) -> tuple[str, int | None, str, dict[str, Any]]:
             f"sampler.prompt_mode: {prompt_mode!r} is not allowed; use one of {', '.join(PROMPT_MODES)}"
         )
     options: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key in PLAN_KEYS or key not in fields:
-            continue
-        default = fields[key].default
-        types: tuple[type, ...] = (
-            (int,) if default is None else ((int, float) if isinstance(default, float) else (type(default),))
-        )
-        options[key] = _check(value, types, f"sampler.{key}", nullable=default is None)
-        if isinstance(default, float):
-            options[key] = float(value)
-    try:
-        options_type(**options)
-    except ValueError as e:
-        raise UserError(f"sampler: {e}") from None
-    if options.get("steps", 1) < 1:
-        raise UserError(f"sampler.steps: must be >= 1, got {options['steps']}")
+    for options_type in dict.fromkeys(owners.values()):  # the method's own options first
+        given = {k: v for k, v in raw.items() if owners.get(k) is options_type}
+        built = options_type(**given)  # raises a UserError naming sampler.KEY and its range
+        options.update({k: getattr(built, k) for k in given})
     return method, stride, prompt_mode, options
 
 
@@ -197,6 +225,7 @@ def parse_scenario(raw: Any) -> Scenario:
     if not isinstance(raw, Mapping):
         raise UserError(f"scenario: expected a mapping at the top level, got {type(raw).__name__}")
     _unknown(raw, TOP_KEYS, "scenario")
+    _finite(raw, "")
     model = _check(raw.get("model", "toyworld"), (str,), "model", nullable=False)
     if not model.strip():
         raise UserError("model: must not be empty; use 'toyworld', a diffusers model id or a local folder")
@@ -205,16 +234,16 @@ def parse_scenario(raw: Any) -> Scenario:
     global_prompt = _prompt(raw["global_prompt"], "global_prompt")
     events_raw = raw.get("events")
     if not isinstance(events_raw, list) or not events_raw:
-        raise UserError(f"events: expected a non-empty list of events, got {events_raw!r}")
+        raise UserError(f"events: expected a non-empty list of events, got {_shown(events_raw)}")
     events = tuple(_event(e, i) for i, e in enumerate(events_raw))
     method, stride, prompt_mode, options = _sampler(raw.get("sampler"))
     seed = _check(raw.get("seed", 0), (int,), "seed", nullable=False)
     if not 0 <= seed < 2**63:
         raise UserError(f"seed: must be in [0, 2**63), got {seed}")
     settings = {k: _check(raw.get(k), MODEL_KEYS[k], k) for k in MODEL_KEYS}
-    for k in ("height", "width", "fps"):
-        if settings[k] is not None and settings[k] <= 0:
-            raise UserError(f"{k}: must be positive, got {settings[k]}")
+    for k, top in (("height", MAX_SIDE), ("width", MAX_SIDE), ("fps", MAX_FPS)):
+        if settings[k] is not None and not 0 < settings[k] <= top:
+            raise UserError(f"{k}: must be positive and at most {top:g}, got {settings[k]}")
     if settings["dtype"] is not None and settings["dtype"] not in DTYPES:
         raise UserError(f"dtype: {settings['dtype']!r} is not allowed; use one of {', '.join(DTYPES)}")
     model_options = _check(raw.get("model_options", {}) or {}, (dict,), "model_options")
@@ -245,30 +274,65 @@ def read_scenario_file(path: str | Path) -> dict[str, Any]:
         raw = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as e:
         mark = getattr(e, "problem_mark", None)
+        if "quoted scalar" in str(getattr(e, "context", "")) and getattr(e, "context_mark", None):
+            mark = e.context_mark  # an unclosed quote: where it opens, not the end of the file
+            e = yaml.YAMLError("a quoted string is never closed")
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         raise UserError(f"scenario file {str(path)!r} is not valid {kind}: {first_line(e)}{where}") from None
     return raw if raw is not None else {}
 
 
+_KEY = re.compile(r"[A-Za-z_][\w-]*(\[\d+\])*(\.[A-Za-z_][\w-]*(\[\d+\])*)*")
+
+
 def apply_overrides(raw: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
-    """Apply ``key=value`` overrides (dotted keys reach into sections; values are YAML scalars)."""
+    """Apply ``key=value`` overrides: dotted keys reach into sections, ``[i]`` into lists
+    (``events[0].frames=30``); values are YAML scalars."""
     out = json.loads(json.dumps(raw, default=str)) if raw else {}
     for item in assignments:
         key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--set {item!r}: expected key=value, e.g. sampler.lr=0.5 or height=480")
+        key = key.strip()
+        if not sep or not _KEY.fullmatch(key):
+            raise UserError(
+                f"--set {_shown(item)}: expected key=value, e.g. sampler.lr=0.5, height=480 "
+                "or events[0].frames=30"
+            )
         try:
             value = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError:
             value = text
-        parts = key.strip().split(".")
-        node = out
-        for p in parts[:-1]:
-            if not isinstance(node.get(p, {}), dict):
-                raise UserError(f"--set {item!r}: {p!r} is not a section")
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
+        path: list[str | int] = [
+            int(index) if index else name for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", key)
+        ]
+        node: Any = out
+        for i, part in enumerate(path[:-1]):
+            where = _path_name(path[: i + 1])
+            if isinstance(part, int):
+                if not isinstance(node, list) or part >= len(node):
+                    size = _list_size(node)
+                    raise UserError(f"--set {_shown(item)}: {_path_name(path[:i])} {size}")
+                node = node[part]
+            else:
+                if not isinstance(node, dict) or not isinstance(node.get(part, {}), (dict, list)):
+                    raise UserError(f"--set {_shown(item)}: {where!r} is not a section")
+                node = node.setdefault(part, [] if isinstance(path[i + 1], int) else {})
+        last = path[-1]
+        if isinstance(last, int):
+            if not isinstance(node, list) or last >= len(node):
+                size = _list_size(node)
+                raise UserError(f"--set {_shown(item)}: {_path_name(path[:-1])} {size}")
+        elif not isinstance(node, dict):
+            raise UserError(f"--set {_shown(item)}: {_path_name(path[:-1])!r} is not a section")
+        node[last] = value
     return out
+
+
+def _list_size(node: Any) -> str:
+    return f"has {len(node)} entries" if isinstance(node, list) else "is not a list"
+
+
+def _path_name(path: list[str | int]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(path))
 
 
 def load_scenario(source: str | Path | Mapping[str, Any], overrides: list[str] | None = None) -> Scenario:

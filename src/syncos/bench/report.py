@@ -17,6 +17,7 @@ from PIL import Image
 
 from syncos.bench.runner import DRIFT, RESULTS, STRIPS
 from syncos.bench.table import read_rows, row_key
+from syncos.errors import UserError
 
 META = ("scenario", "method", "seed", "sampler", "events", "frames", "chunks", "fifo_mode")
 SHARED = "shared-timestep approx."  # how a FIFO run without per-frame timesteps is labelled
@@ -59,7 +60,10 @@ def load(outdir: Path) -> tuple[list[dict], list[str], list[str]]:
     """Rows with numbers parsed, methods in order of appearance, metric columns."""
     rows = read_rows(outdir / RESULTS)
     if not rows:
-        raise ValueError(f"{outdir / RESULTS} has no rows yet")
+        raise UserError(
+            f"{outdir / RESULTS} has no results yet, so there is nothing to report; "
+            "run the bench without --report-only first"
+        )
     metrics: list[str] = []
     for r in rows:
         for k, v in list(r.items()):
@@ -115,6 +119,9 @@ def paired_table(rows: list[dict], methods: list[str], metrics: list[str], basel
             a, b = per_scenario(rows, m, k), per_scenario(rows, baseline, k)
             diffs = [a[s] - b[s] for s in a if s in b]
             mean, hw = interval(diffs)
+            if len(diffs) > 1 and np.ptp(diffs) == 0:  # e.g. NFE: fixed by the method, not measured
+                cells.append(_fmt(mean, math.nan) + (" (every scenario)" if mean else ""))
+                continue
             mark = "" if math.isnan(hw) or abs(mean) <= hw else " *"
             cells.append(_fmt(mean, hw) + mark)
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
@@ -142,6 +149,12 @@ def drift_by_method(outdir: Path, methods: list[str]) -> dict[str, dict[str, tup
     return out
 
 
+def unit_interval(rows: list[dict], metric: str) -> bool:
+    """A score in [0, 1] (every toyworld metric): all its values lie there; costs like NFE do not."""
+    values = [r[metric] for r in rows if isinstance(r.get(metric), float)]
+    return metric not in ("wall_s", "nfe") and all(0.0 <= v <= 1.0 for v in values)
+
+
 def plot_metrics(rows: list[dict], methods: list[str], metrics: list[str], path: Path) -> None:
     import matplotlib
 
@@ -153,17 +166,21 @@ def plot_metrics(rows: list[dict], methods: list[str], metrics: list[str], path:
     fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.8 * nrows), squeeze=False)
     for ax, k in zip(axes.flat, metrics, strict=False):
         stats = [interval(list(per_scenario(rows, m, k).values())) for m in methods]
+        half = np.array([0 if math.isnan(s[1]) else s[1] for s in stats])
+        means = np.array([s[0] for s in stats])
+        low, high = half, half
+        if unit_interval(rows, k):  # a score in [0, 1]: its error bar stays in [0, 1]
+            low, high = np.minimum(half, means), np.minimum(half, 1 - means)
         ax.bar(
             range(len(methods)),
-            [s[0] for s in stats],
-            yerr=[0 if math.isnan(s[1]) else s[1] for s in stats],
+            means,
+            yerr=np.stack([low, high]),
             color=[f"C{i}" for i in range(len(methods))],
             capsize=3,
         )
         ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right", fontsize=7)
         ax.set_title(k, fontsize=9)
-        lo = min(s[0] - (0 if math.isnan(s[1]) else s[1]) for s in stats)
-        hi = max(s[0] + (0 if math.isnan(s[1]) else s[1]) for s in stats)
+        lo, hi = float((means - low).min()), float((means + high).max())
         if lo > 0 and hi > 0 and (hi - lo) < 0.5 * hi:  # zoom in when every bar is far from zero
             ax.set_ylim(lo - 0.15 * (hi - lo + 1e-9), hi + 0.15 * (hi - lo + 1e-9))
     for ax in list(axes.flat)[len(metrics) :]:
@@ -188,7 +205,8 @@ def plot_drift(curves: dict, path: Path) -> None:
         ax.set_xlabel("distance between frames (video frames)")
         ax.set_ylabel(f"{kind} similarity")
         ax.set_title(f"drift: {kind} similarity of frame pairs vs distance", fontsize=9)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -243,7 +261,7 @@ def write_report(
     rows, seen, metrics = load(out)
     names = [m for m in (methods or seen) if m in seen] + [m for m in seen if m not in (methods or seen)]
     scen = sorted({r["scenario"] for r in rows})
-    seeds = sorted({r["seed"] for r in rows})
+    seeds = sorted({r["seed"] for r in rows}, key=lambda x: (len(x), x))  # numeric order of digit strings
     label = {m: method_label(rows, m) for m in names}
     contact = contact if contact in scen else (scen[0] if scen else None)
     sheet = out / "contact_sheet.png"
@@ -260,12 +278,14 @@ def write_report(
         f"# {title}",
         "",
         *([description, ""] if description else []),
-        f"{len(rows)} runs: {len(scen)} scenarios x {len(methods)} methods x seeds {', '.join(seeds)}.",
+        f"{len(rows)} runs: {len(scen)} scenarios x {len(methods)} methods x {len(seeds)} "
+        f"seed{'s' if len(seeds) > 1 else ''} ({', '.join(seeds)}).",
         "Each cell: mean over scenarios (seeds averaged first) ± half-width of the 95% t-interval.",
         "",
         summary_table(rows, methods, metrics),
         "",
-        f"Paired differences against {baseline} (per scenario; * = the interval excludes 0):",
+        f"Paired differences against {baseline} (per scenario; * = the interval excludes 0; a difference "
+        "that is the same in every scenario, like NFE, is fixed by the methods' design, not measured):",
         "",
         paired_table(rows, methods, metrics, baseline),
         "",

@@ -23,7 +23,8 @@ from syncos.backends import Backend, load_backend
 from syncos.bench.drift import drift_curve, pixel_features
 from syncos.bench.suite import Suite
 from syncos.bench.table import append_rows, read_rows, row_key
-from syncos.io import prepare_outdir
+from syncos.errors import UserError
+from syncos.io import check_outdir, prepare_outdir
 from syncos.scenario import load_scenario
 
 RESULTS, DRIFT, STRIPS, ERRORS = "results.csv", "drift.csv", "strips", "errors.log"
@@ -92,16 +93,19 @@ def run_suite(
 
     ``load(model, **settings)`` builds backends (tests pass fakes); one is kept per setting.
     """
-    out = prepare_outdir(outdir)
+    check_outdir(outdir)
     methods = list(methods or suite.methods)
     for m in methods:
         suite.sampler_of(m)
     names = list(scenarios or suite.scenarios)
     unknown = [n for n in names if n not in suite.scenarios]
     if unknown:
-        raise ValueError(
+        raise UserError(
             f"scenario {unknown[0]!r} is not in the suite; use one of {', '.join(suite.scenarios)}"
         )
+    if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
+        raise UserError(f"seeds: expected a positive number of seeds, got {seeds!r}")
+    out = prepare_outdir(outdir)
     done = {row_key(r) for r in read_rows(out / RESULTS)}
     todo = [
         (s, m, k)
@@ -112,6 +116,7 @@ def run_suite(
     ]
     log(f"{len(todo)} runs to do ({len(done)} already in {out / RESULTS})")
     backends: dict[str, Backend] = {}
+    failed = 0
     for i, (s, m, k) in enumerate(todo):
         try:
             row, curve, frames = run_row(suite, s, m, k, backends, scorer, load)
@@ -119,6 +124,7 @@ def run_suite(
             with (out / ERRORS).open("a", encoding="utf-8") as f:
                 f.write(f"{s} {m} seed {k}: {e!r}\n{traceback.format_exc()}\n")
             log(f"[{i + 1}/{len(todo)}] {s} {m} seed {k}: FAILED ({e}); see {out / ERRORS}")
+            failed += 1
             continue
         if k == 0:
             strip = out / STRIPS / s
@@ -133,4 +139,6 @@ def run_suite(
         append_rows(out / DRIFT, drift)
         append_rows(out / RESULTS, [row])
         log(f"[{i + 1}/{len(todo)}] {s} {m} seed {k}: {row['wall_s']:.1f} s, {row['nfe']} NFE")
+    if failed and failed == len(todo) and not done:
+        raise UserError(f"all {failed} runs failed, so there is nothing to report; see {out / ERRORS}")
     return out

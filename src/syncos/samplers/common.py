@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -11,6 +13,7 @@ import torch
 
 from syncos.backends.base import Backend
 from syncos.denoiser import Counter, Denoiser
+from syncos.errors import UserError
 from syncos.fusion import crop, fuse
 from syncos.solvers import DDIM, History, Solver, step
 from syncos.timeline import Plan
@@ -28,6 +31,60 @@ class SamplerOptions:
     guidance_scale: float = 6.0
     negative_prompt: str = ""
     micro_batch: int = 4  # chunks per forward call (cond and uncond are stacked on top)
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        check_range(self, "steps", 1, 1000)  # the models' 1000 training timesteps
+        # 1 = no guidance; below 1 would push away from the prompt, above 100 only saturates
+        check_range(self, "guidance_scale", 1.0, 100.0)
+        check_range(self, "micro_batch", 1, 4096)
+
+
+# Option values are checked where the options are built, so the command line, the Python API and
+# the bench all get the same one-line UserError naming the key as a scenario writes it (sampler.KEY).
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "None": type(None)}
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true/false"}
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_types(options: object) -> None:
+    """Each field has its annotated type (an int is taken for a float); floats must be finite."""
+    for f in dataclasses.fields(options):  # type: ignore[arg-type]
+        value = getattr(options, f.name)
+        allowed = [_TYPES[t.strip()] for t in str(f.type).split("|")]
+        if value is None and type(None) in allowed:
+            continue
+        if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+            object.__setattr__(options, f.name, value)  # frozen: set the coerced value once
+        ok = isinstance(value, tuple(allowed)) and (bool in allowed or not isinstance(value, bool))
+        if not ok:
+            names = " or ".join(_TYPE_NAMES[t] for t in allowed if t in _TYPE_NAMES)
+            nullable = " (or null)" if type(None) in allowed else ""
+            raise UserError(f"sampler.{f.name}: expected {names}{nullable}, got {_shown(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"sampler.{f.name}: must be a finite number, got {value}")
+
+
+def check_range(options: object, name: str, lo: float, hi: float, *, open_lo: bool = False) -> None:
+    """``lo <= value <= hi`` (``lo < value`` with ``open_lo``); None passes (a nullable default)."""
+    value = getattr(options, name)
+    if value is None:
+        return
+    if value < lo or value > hi or (open_lo and value == lo):
+        lo_, hi_ = (f"{v:g}" if isinstance(v, float) else str(v) for v in (lo, hi))
+        span = f"({lo_}, {hi_}]" if open_lo else f"[{lo_}, {hi_}]"
+        raise UserError(f"sampler.{name}: must be in {span}, got {value}")
+
+
+def check_choice(options: object, name: str, allowed: tuple[str, ...]) -> None:
+    value = getattr(options, name)
+    if value not in allowed:
+        raise UserError(f"sampler.{name}: must be one of {', '.join(allowed)}, got {_shown(value)}")
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,16 @@ from dataclasses import dataclass, replace
 import torch
 
 from syncos.backends.base import Backend
-from syncos.samplers.common import Callback, Cancelled, Run, SampleResult, SamplerOptions, Step
+from syncos.samplers.common import (
+    Callback,
+    Cancelled,
+    Run,
+    SampleResult,
+    SamplerOptions,
+    Step,
+    check_choice,
+    check_range,
+)
 from syncos.schedules import Grid
 from syncos.timeline import Plan, assign_events
 
@@ -62,10 +71,9 @@ class FIFOOptions(SamplerOptions):
     timesteps: str = "auto"  # "per-frame", "shared" or "auto" (see the module docstring)
 
     def __post_init__(self) -> None:
-        if self.timesteps not in TIMESTEP_MODES:
-            raise ValueError(f"timesteps must be one of {', '.join(TIMESTEP_MODES)}, got {self.timesteps!r}")
-        if self.partitions is not None and self.partitions < 1:
-            raise ValueError(f"partitions must be >= 1 or null, got {self.partitions}")
+        super().__post_init__()
+        check_choice(self, "timesteps", TIMESTEP_MODES)
+        check_range(self, "partitions", 1, 1000)
 
 
 def timestep_mode(backend: Backend, requested: str) -> str:

@@ -8,7 +8,15 @@ import torch
 
 from syncos.backends.base import Backend
 from syncos.fusion import crop, fuse
-from syncos.samplers.common import Callback, Run, SampleResult, SamplerOptions, codenoise_step
+from syncos.samplers.common import (
+    Callback,
+    Run,
+    SampleResult,
+    SamplerOptions,
+    check_choice,
+    check_range,
+    codenoise_step,
+)
 from syncos.samplers.csd import stein_direction
 from syncos.timeline import Plan
 
@@ -43,13 +51,14 @@ class SynCoSOptions(SamplerOptions):
     chain_rule: bool = False
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for name, allowed in CHOICES.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        if self.iterations < 0:
-            raise ValueError(f"iterations must be >= 0, got {self.iterations}")
-        if self.minibatch is not None and self.minibatch < 1:
-            raise ValueError(f"minibatch must be >= 1 or null, got {self.minibatch}")
+            check_choice(self, name, allowed)
+        check_range(self, "iterations", 0, 1000)
+        check_range(self, "lr", 0.0, 10.0, open_lo=True)
+        check_range(self, "weight_decay", 0.0, 1.0)
+        check_range(self, "t_min", -1.0, 1000.0)  # -1: CSD at every step
+        check_range(self, "minibatch", 1, 1_000_000)
 
 
 def synchronise(

@@ -4,7 +4,10 @@ Each frame is decoded to attributes by fitting the world's renderer to it (:func
 background (scene, night level, brightness) from the median colour of each region, subject
 (shape, size, centre column, bottom row) by the nearest mask template, hue from the subject's
 median colour, and the distance of the frame to that clean rendering. All scores are in [0, 1],
-higher is better:
+higher is better, and every one is weighted by each frame's validity: 1 for a frame that is a
+clean toyworld rendering (a subject is found and ``clean`` is 1), falling with the distance to
+the nearest one, 0 without a subject. So an empty, black, constant-colour or noise video scores
+low on every metric rather than being "perfectly consistent" (docs/toyworld.md):
 
 - ``subject_consistency``: mean over all frame pairs of [same shape] * exp(-dhue^2 / 2 (15 deg)^2);
   all pairs, so slow drift between far-apart frames counts (VBench compares with frame 0 too).
@@ -16,7 +19,8 @@ higher is better:
   (3 px position, 5 px height, 2 px size, 6 deg hue, 0.06 brightness, 0.25 night), and a
   change of shape or scene counts as 2.
 - ``clean``: mean over frames of exp(-max(0, rmse - 0.03) / 0.05): rmse (pixels in [0, 1]) to
-  the nearest clean rendering; ghosted blends, collapsed averages and noise score low.
+  the nearest clean rendering; ghosted blends, collapsed averages and noise score low. This
+  (0 for a frame without a subject) is the per-frame validity that weights the other metrics.
 - ``global_fidelity``: over the attributes the global prompt pins (shape, colour name, scene,
   steady lighting), the mean fraction of frames that show them; 1 when it pins nothing.
 - ``local_fidelity``: over events (start_frame, end_frame exclusive, local prompt), whether the
@@ -34,6 +38,15 @@ import numpy as np
 
 from . import world as W
 
+# One line each: what `syncos generate` and `syncos metrics` print beside the numbers.
+MEANINGS = {
+    "subject_consistency": "the subject keeps its shape and colour across all frame pairs",
+    "background_consistency": "the scene and its brightness stay the same across frames",
+    "smoothness": "no jumps between consecutive frames beyond the world's own motions",
+    "clean": "each frame is a sharp rendering (no ghosting, blur or noise)",
+    "global_fidelity": "frames show what the global prompt pins (shape, colour, scene, light)",
+    "local_fidelity": "each event's span shows its motion or lighting change",
+}
 HUE_TOL, BRIGHT_TOL = 15.0, W.BRIGHT_STEP
 SUBJECT_THRESHOLD = 0.12  # a pixel belongs to the subject if it differs this much from the background fit
 
@@ -127,7 +140,8 @@ def decode_frame(px: np.ndarray, region: np.ndarray) -> tuple[float, ...]:
 def decode_frames(frames: np.ndarray) -> FrameAttributes:
     """Decode every frame of a video (T, H*k, W*k, 3) to its attributes."""
     region = W.regions()
-    rows = np.array([decode_frame(px, region) for px in to_native(frames)], dtype=np.float64)
+    # frame by frame: the float copy of a whole upscaled video would be 8 bytes per pixel
+    rows = np.array([decode_frame(to_native(f[None])[0], region) for f in frames], dtype=np.float64)
     cols = rows.T
     return FrameAttributes(
         scene=cols[0].astype(int),
@@ -148,9 +162,10 @@ def similarity_matrices(attrs: FrameAttributes) -> dict[str, np.ndarray]:
     found = attrs.shape >= 0
     same_shape = (attrs.shape[:, None] == attrs.shape[None]) & found[:, None] & found[None]
     dh = np.nan_to_num(_hue_diff(attrs.hue[:, None], attrs.hue[None]), nan=180.0)
-    subject = same_shape * np.exp(-(dh**2) / (2 * HUE_TOL**2))
+    v = validity(attrs)
+    subject = same_shape * np.exp(-(dh**2) / (2 * HUE_TOL**2)) * np.sqrt(v[:, None] * v[None])
     db = attrs.bright[:, None] - attrs.bright[None]
-    fit = np.sqrt(_quality(attrs.bg_rmse))  # a background that fits no scene is no consistent one
+    fit = np.sqrt(_quality(attrs.bg_rmse) * v)  # a background that fits no scene is no consistent one
     background = (attrs.scene[:, None] == attrs.scene[None]) * np.exp(-(db**2) / (2 * BRIGHT_TOL**2))
     background = background * fit[:, None] * fit[None]
     return {"subject": subject, "background": background}
@@ -170,14 +185,20 @@ def _quality(rmse: np.ndarray) -> np.ndarray:
     return np.exp(-np.maximum(0.0, rmse - 0.03) / 0.05)
 
 
+def validity(attrs: FrameAttributes) -> np.ndarray:
+    """Per frame: how much it is a toyworld frame at all (a subject found, near a clean rendering)."""
+    return _quality(attrs.rmse) * (attrs.shape >= 0)
+
+
 def _pair_mean(sim: np.ndarray) -> float:
     T = len(sim)
     return float(sim[np.triu_indices(T, 1)].mean()) if T > 1 else float(sim.mean())
 
 
 def _smoothness(a: FrameAttributes) -> float:
+    v = validity(a)
     if len(a.scene) < 2:
-        return 1.0
+        return float(v.mean())
     dx = np.abs((np.diff(a.x) + W.WIDTH / 2) % W.WIDTH - W.WIDTH / 2)
     jumps = np.stack(
         [
@@ -192,7 +213,7 @@ def _smoothness(a: FrameAttributes) -> float:
         ]
     )
     jump = np.nan_to_num(jumps, nan=2.0).max(0)
-    return float(np.exp(-np.maximum(0.0, jump - 1.0)).mean())
+    return float((np.exp(-np.maximum(0.0, jump - 1.0)) * np.sqrt(v[1:] * v[:-1])).mean())
 
 
 def _nearest_colour(hue: np.ndarray) -> np.ndarray:
@@ -212,7 +233,8 @@ def _global_fidelity(a: FrameAttributes, prompt: str) -> float:
         checks.append(np.isin(a.scene, [list(W.SCENES).index(s) for s in spec.scenes]))
     if spec.lightings in (("day",), ("night",)):
         checks.append((a.night > 0.5) == (spec.lightings == ("night",)))
-    return float(np.mean([c.mean() for c in checks])) if checks else 1.0
+    v = validity(a)
+    return float(np.mean([(c * v).mean() for c in checks])) if checks else float(v.mean())
 
 
 def _shows(motion: str, a: FrameAttributes, span: slice) -> bool:
@@ -246,8 +268,8 @@ def _local_fidelity(a: FrameAttributes, events: list[tuple[int, int, str]]) -> f
         if spec.lightings == ("sunrise",):
             checks.append(night[0] - night[-1] >= 0.5)
         if checks:
-            scores.append(np.mean(checks))
-    return float(np.mean(scores)) if scores else 1.0
+            scores.append(np.mean(checks) * validity(a)[span].mean())
+    return float(np.mean(scores)) if scores else float(validity(a).mean())
 
 
 def evaluate(frames: np.ndarray, global_prompt: str, events: list[tuple[int, int, str]]) -> dict[str, float]:
@@ -258,7 +280,7 @@ def evaluate(frames: np.ndarray, global_prompt: str, events: list[tuple[int, int
         "subject_consistency": _pair_mean(sims["subject"]),
         "background_consistency": _pair_mean(sims["background"]),
         "smoothness": _smoothness(attrs),
-        "clean": float(_quality(attrs.rmse).mean()),
+        "clean": float(validity(attrs).mean()),
         "global_fidelity": _global_fidelity(attrs, global_prompt),
         "local_fidelity": _local_fidelity(attrs, events),
     }

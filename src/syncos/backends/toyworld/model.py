@@ -316,6 +316,15 @@ class ToyWorldBackend:
                 raise UserError(f"toyworld {key} must be {options_} (or left out), got {value!r}")
         return cls(**options)
 
+    @property
+    def height(self) -> int:
+        """Decoded frame height in pixels (what memory checks and writers see)."""
+        return self.world.height * self.display_scale
+
+    @property
+    def width(self) -> int:
+        return self.world.width * self.display_scale
+
     # ------------------------------------------------------------------ Backend protocol
 
     def latent_shape(self, latent_frames: int) -> tuple[int, ...]:
