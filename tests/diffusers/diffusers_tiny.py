@@ -84,7 +84,7 @@ def _clip(hidden: int = 32):
 
 
 def _finish(pipe):
-    for name in ("transformer", "transformer_2", "unet", "vae", "text_encoder"):
+    for name in ("transformer", "transformer_2", "unet", "vae", "text_encoder", "text_encoder_2"):
         m = getattr(pipe, name, None)
         if isinstance(m, torch.nn.Module):
             m.eval()
@@ -359,12 +359,79 @@ def build_modelscope():
     return _finish(pipe)
 
 
+def _llama(hidden: int = 16):
+    from transformers import LlamaConfig, LlamaModel
+
+    cfg = LlamaConfig(
+        vocab_size=64,
+        hidden_size=hidden,
+        intermediate_size=37,
+        num_hidden_layers=2,  # HunyuanVideo reads the hidden state two layers from the top
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=0,
+        bos_token_id=3,
+        eos_token_id=2,
+    )
+    return LlamaModel(cfg)
+
+
+def build_hunyuanvideo():
+    from diffusers import (
+        AutoencoderKLHunyuanVideo,
+        FlowMatchEulerDiscreteScheduler,
+        HunyuanVideoPipeline,
+        HunyuanVideoTransformer3DModel,
+    )
+
+    torch.manual_seed(0)
+    transformer = HunyuanVideoTransformer3DModel(
+        in_channels=4,
+        out_channels=4,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        num_layers=1,
+        num_single_layers=1,
+        num_refiner_layers=1,
+        patch_size=1,
+        patch_size_t=1,
+        text_embed_dim=16,
+        pooled_projection_dim=8,
+        rope_axes_dim=(2, 2, 4),
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKLHunyuanVideo(
+        latent_channels=4,
+        block_out_channels=(8, 8, 8, 8),
+        layers_per_block=1,
+        norm_num_groups=2,
+    )
+    torch.manual_seed(0)
+    pipe = HunyuanVideoPipeline(
+        text_encoder=_llama(16),
+        tokenizer=make_tokenizer(128),  # the prompt template's 95 cropped tokens + max_sequence_length
+        transformer=transformer,
+        vae=vae,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+        text_encoder_2=_clip(8),
+        tokenizer_2=make_tokenizer(77),
+    )
+    return _finish(pipe)
+
+
 BUILDERS = {
     "cogvideox": build_cogvideox,
     "wan": build_wan,
     "ltx": build_ltx,
     "animatediff": build_animatediff,
     "modelscope": build_modelscope,
+}
+
+# Families added later, each checked in its own tests/diffusers/test_<family>.py (one-chunk
+# equality with the stock pipeline, a long multi-event video, its size / frame constraints).
+MORE_BUILDERS = {
+    "hunyuanvideo": build_hunyuanvideo,
 }
 
 # Per family: settings that make a tiny, fast chunk; chunk_length in latent frames.
@@ -374,6 +441,11 @@ TINY_SETTINGS = {
     "ltx": {"height": 32, "width": 32, "model_options": {"native_frames": 9, "max_sequence_length": 16}},
     "animatediff": {"height": 16, "width": 16, "model_options": {"native_frames": 4, "stride": 2}},
     "modelscope": {"height": 16, "width": 16, "model_options": {"native_frames": 4, "stride": 2}},
+    "hunyuanvideo": {
+        "height": 16,
+        "width": 16,
+        "model_options": {"native_frames": 9, "max_sequence_length": 16},
+    },
 }
 
 # Variants that are not separate families: CogVideoX 5B-style RoPE, Wan 2.2 A14B-style two experts,
@@ -396,7 +468,8 @@ _CACHE: dict[str, object] = {}
 def tiny_pipe(family: str):
     """A fresh tiny pipeline (cached build, deep-copied so tests cannot leak state)."""
     if family not in _CACHE:
-        _CACHE[family] = BUILDERS[family]() if family in BUILDERS else VARIANTS[family][0]()
+        builders = {**BUILDERS, **MORE_BUILDERS, **{k: v[0] for k, v in VARIANTS.items()}}
+        _CACHE[family] = builders[family]()
     return copy.deepcopy(_CACHE[family])
 
 
@@ -427,3 +500,48 @@ def load(family: str, **overrides):
     base = VARIANTS[family][1] if family in VARIANTS else family
     settings = {**TINY_SETTINGS[base], **overrides}
     return load_diffusers_backend(None, pipe=tiny_pipe(family), **settings)
+
+
+# ---- checks shared by the per-family test files ----------------------------------------------------
+
+
+def one_chunk(backend, steps: int, guidance: float, seed: int = 0):
+    """``codenoise`` over exactly one native chunk: (latent, the noise it started from, its prompt)."""
+    from syncos.samplers import SamplerOptions, sample
+
+    plan = make_plan(backend, [backend.video_frames(backend.chunk_length)])
+    assert plan.num_chunks == 1 and plan.latent_frames == backend.chunk_length
+    noise = torch.randn(
+        backend.latent_shape(plan.latent_frames), generator=torch.Generator().manual_seed(seed)
+    )
+    opts = SamplerOptions(steps=steps, guidance_scale=guidance)
+    res = sample("codenoise", backend, plan, opts, seed=seed)
+    return res.latent.float().cpu(), noise, plan.prompts[0]
+
+
+def relative_error(mine: torch.Tensor, ref: torch.Tensor) -> float:
+    assert mine.shape == ref.shape, (mine.shape, ref.shape)
+    return ((mine - ref).abs().max() / ref.abs().max()).item()
+
+
+def long_video(backend, steps: int = 2, guidance: float = 3.0):
+    """Two events over several chunks through codenoise and SynCoS, then the tiled decoder."""
+    import numpy as np
+
+    from syncos.samplers import SynCoSOptions, sample
+
+    native = backend.video_frames(backend.chunk_length)
+    plan = make_plan(backend, [native * 3 // 2, native * 3 // 2])
+    assert plan.num_chunks >= 3 and len(set(plan.chunk_prompts)) == 2
+    opts = SynCoSOptions(steps=steps, guidance_scale=guidance, micro_batch=8, iterations=1, t_min=400.0)
+    ref = None
+    for method in ("codenoise", "syncos"):
+        res = sample(method, backend, plan, opts, seed=1)
+        assert tuple(res.latent.shape) == tuple(backend.latent_shape(plan.latent_frames)), method
+        assert torch.isfinite(res.latent).all(), method
+        ref = res.latent if ref is None else ref
+    assert res.nfe.get("stage2", 0) > 0 and not torch.allclose(res.latent, ref)
+    frames = list(backend.decode(res.latent))
+    assert len(frames) == plan.video_frames == backend.video_frames(plan.latent_frames)
+    assert all(f.dtype == np.uint8 and f.shape == (backend.height, backend.width, 3) for f in frames)
+    return res

@@ -25,6 +25,7 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
     "LTXPipeline": ("ltx", "ltx", "LTXBackend"),
     "AnimateDiffPipeline": ("animatediff", "unet", "UNetBackend"),
     "TextToVideoSDPipeline": ("modelscope", "unet", "UNetBackend"),
+    "HunyuanVideoPipeline": ("hunyuanvideo", "hunyuan_video", "HunyuanVideoBackend"),
 }
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 SETTINGS = (
@@ -140,7 +141,7 @@ def load_diffusers_backend(model: str | None = None, *, pipe: Any = None, **sett
         if dtype is not None:
             pipe.to(dtype=dtype)
 
-    for name in ("transformer", "transformer_2", "unet", "vae", "text_encoder"):
+    for name in ("transformer", "transformer_2", "unet", "vae", "text_encoder", "text_encoder_2"):
         module = getattr(pipe, name, None)
         if isinstance(module, torch.nn.Module):
             module.eval()  # modules built from a config start in training mode (dropout)
