@@ -420,6 +420,45 @@ def build_hunyuanvideo():
     return _finish(pipe)
 
 
+def build_mochi():
+    from diffusers import (
+        AutoencoderKLMochi,
+        FlowMatchEulerDiscreteScheduler,
+        MochiPipeline,
+        MochiTransformer3DModel,
+    )
+
+    torch.manual_seed(0)
+    transformer = MochiTransformer3DModel(
+        patch_size=2,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        num_layers=1,
+        pooled_projection_dim=16,
+        in_channels=12,
+        text_embed_dim=32,
+        time_embed_dim=4,
+        max_sequence_length=16,
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKLMochi(
+        encoder_block_out_channels=(32, 32, 32, 32),  # its GroupNorms have 32 groups
+        decoder_block_out_channels=(32, 32, 32, 32),
+        layers_per_block=(1, 1, 1, 1, 1),
+        add_attention_block=(False,) * 5,
+    )
+    torch.manual_seed(0)
+    pipe = MochiPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(invert_sigmas=True),
+        vae=vae,
+        text_encoder=_t5(32),
+        tokenizer=make_tokenizer(16),
+        transformer=transformer,
+        force_zeros_for_empty_prompt=True,
+    )
+    return _finish(pipe)
+
+
 BUILDERS = {
     "cogvideox": build_cogvideox,
     "wan": build_wan,
@@ -432,6 +471,7 @@ BUILDERS = {
 # equality with the stock pipeline, a long multi-event video, its size / frame constraints).
 MORE_BUILDERS = {
     "hunyuanvideo": build_hunyuanvideo,
+    "mochi": build_mochi,
 }
 
 # Per family: settings that make a tiny, fast chunk; chunk_length in latent frames.
@@ -446,6 +486,7 @@ TINY_SETTINGS = {
         "width": 16,
         "model_options": {"native_frames": 9, "max_sequence_length": 16},
     },
+    "mochi": {"height": 16, "width": 16, "model_options": {"native_frames": 13, "max_sequence_length": 16}},
 }
 
 # Variants that are not separate families: CogVideoX 5B-style RoPE, Wan 2.2 A14B-style two experts,

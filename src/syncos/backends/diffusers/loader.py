@@ -26,6 +26,7 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
     "AnimateDiffPipeline": ("animatediff", "unet", "UNetBackend"),
     "TextToVideoSDPipeline": ("modelscope", "unet", "UNetBackend"),
     "HunyuanVideoPipeline": ("hunyuanvideo", "hunyuan_video", "HunyuanVideoBackend"),
+    "MochiPipeline": ("mochi", "mochi", "MochiBackend"),
 }
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 SETTINGS = (
