@@ -459,6 +459,61 @@ def build_mochi():
     return _finish(pipe)
 
 
+def _unipc_euler(shift: float):
+    from diffusers import UniPCMultistepScheduler
+
+    return UniPCMultistepScheduler(
+        prediction_type="flow_prediction",
+        use_flow_sigmas=True,
+        flow_shift=shift,
+        solver_order=1,
+        disable_corrector=list(range(1000)),
+    )
+
+
+def build_skyreels_v2(diffusion_forcing: bool = False):
+    from diffusers import (
+        AutoencoderKLWan,
+        FlowMatchEulerDiscreteScheduler,
+        SkyReelsV2DiffusionForcingPipeline,
+        SkyReelsV2Pipeline,
+        SkyReelsV2Transformer3DModel,
+    )
+
+    torch.manual_seed(0)
+    transformer = SkyReelsV2Transformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=16,
+        out_channels=16,
+        text_dim=32,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        rope_max_seq_len=32,
+        inject_sample_info=diffusion_forcing,  # the fps embedding only the DF pipeline feeds
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(
+        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+    )
+    if diffusion_forcing:  # its pipeline steps with integer timesteps, which only UniPC accepts;
+        # first order without corrector, UniPC is the DDIM / Euler step
+        cls, scheduler = SkyReelsV2DiffusionForcingPipeline, _unipc_euler(8.0)
+    else:
+        cls, scheduler = SkyReelsV2Pipeline, FlowMatchEulerDiscreteScheduler(shift=8.0)
+    torch.manual_seed(0)
+    pipe = cls(
+        tokenizer=make_tokenizer(16),
+        text_encoder=_umt5(32),
+        transformer=transformer,
+        vae=vae,
+        scheduler=scheduler,
+    )
+    return _finish(pipe)
+
+
 BUILDERS = {
     "cogvideox": build_cogvideox,
     "wan": build_wan,
@@ -472,6 +527,8 @@ BUILDERS = {
 MORE_BUILDERS = {
     "hunyuanvideo": build_hunyuanvideo,
     "mochi": build_mochi,
+    "skyreels-v2": build_skyreels_v2,
+    "skyreels-v2-df": lambda: build_skyreels_v2(diffusion_forcing=True),
 }
 
 # Per family: settings that make a tiny, fast chunk; chunk_length in latent frames.
@@ -487,6 +544,16 @@ TINY_SETTINGS = {
         "model_options": {"native_frames": 9, "max_sequence_length": 16},
     },
     "mochi": {"height": 16, "width": 16, "model_options": {"native_frames": 13, "max_sequence_length": 16}},
+    "skyreels-v2": {
+        "height": 16,
+        "width": 16,
+        "model_options": {"native_frames": 9, "max_sequence_length": 16},
+    },
+    "skyreels-v2-df": {
+        "height": 16,
+        "width": 16,
+        "model_options": {"native_frames": 9, "max_sequence_length": 16},
+    },
 }
 
 # Variants that are not separate families: CogVideoX 5B-style RoPE, Wan 2.2 A14B-style two experts,

@@ -27,6 +27,8 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
     "TextToVideoSDPipeline": ("modelscope", "unet", "UNetBackend"),
     "HunyuanVideoPipeline": ("hunyuanvideo", "hunyuan_video", "HunyuanVideoBackend"),
     "MochiPipeline": ("mochi", "mochi", "MochiBackend"),
+    "SkyReelsV2Pipeline": ("skyreels-v2", "skyreels_v2", "SkyReelsV2Backend"),
+    "SkyReelsV2DiffusionForcingPipeline": ("skyreels-v2-df", "skyreels_v2", "SkyReelsV2DFBackend"),
 }
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 SETTINGS = (

@@ -1,0 +1,86 @@
+"""SkyReels-V2 text-to-video and its diffusion-forcing (DF) variant: Wan's VAE and text encoder.
+
+Only the network call differs from Wan. The DF transformer takes one timestep per latent frame
+(``per_frame_timesteps``: FIFO's per-frame mode gives it each frame's own noise level); its
+pipeline always runs it that way, with integer timesteps and an fps flag, and so does the adapter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from syncos.backends.diffusers.wan import WanBackend
+from syncos.errors import UserError
+
+
+class SkyReelsV2Backend(WanBackend):
+    family = "skyreels-v2"
+    options_help = {
+        "max_sequence_length": "UMT5 tokens per prompt (default 512, as the SkyReels-V2 pipelines)",
+        "native_frames": "video frames of the model's native clip (default 97)",
+    }
+    default_fps = 24.0
+
+    def default_size(self) -> tuple[int, int]:
+        return 544, 960
+
+    def native_chunk_length(self) -> int:
+        frames = int(self.options.get("native_frames") or 97)
+        return (frames - 1) // self.temporal_factor + 1
+
+    def _call(self, x: torch.Tensor, t: torch.Tensor, cond: Any, **kw: Any) -> torch.Tensor:
+        tr = self.pipe.transformer
+        with torch.no_grad():
+            return tr(
+                hidden_states=x.to(self.device, tr.dtype),
+                timestep=t.to(self.device),
+                encoder_hidden_states=cond,
+                return_dict=False,
+                **kw,
+            )[0]
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+        return self._call(x, t, cond)
+
+
+class SkyReelsV2DFBackend(SkyReelsV2Backend):
+    family = "skyreels-v2-df"
+    per_frame_timesteps = True
+
+    def __init__(self, pipe: Any, **kw: Any):
+        super().__init__(pipe, **kw)
+        self._check_frames(self.chunk_length)
+
+    def _check_frames(self, frames: int) -> None:
+        block = int(self.pipe.transformer.config.num_frame_per_block)
+        if frames % block:
+            raise UserError(
+                f"SkyReels-V2 DF denoises causal blocks of {block} latent frames: "
+                f"the chunk length must be a multiple of {block}, got {frames}"
+            )
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+        """t: per chunk (n,) or per latent frame (n, F); truncated to integers as the pipeline does."""
+        n, frames = len(x), x.shape[2]
+        self._check_frames(frames)
+        t = t if t.dim() == 2 else t[:, None].expand(n, frames)
+        if t.shape != (n, frames):
+            raise ValueError(
+                f"per-frame timesteps of shape {tuple(t.shape)} for {n} chunks of {frames} frames"
+            )
+        t = t.long()
+        fps = 0 if self.fps == 16 else 1  # the fps embedding's two classes: 16 fps or 24 fps
+        if not self.pipe.transformer.config.inject_sample_info:
+            return self._call(x, t, cond, enable_diffusion_forcing=True, fps=[fps] * n)
+        # with per-frame timesteps the transformer adds the fps embedding right for a batch of
+        # one only (it repeats it over frames, not rows); the pipeline's passes are batches of one
+        return torch.cat(
+            [
+                self._call(
+                    x[i : i + 1], t[i : i + 1], cond[i : i + 1], enable_diffusion_forcing=True, fps=[fps]
+                )
+                for i in range(n)
+            ]
+        )
