@@ -459,18 +459,6 @@ def build_mochi():
     return _finish(pipe)
 
 
-def _unipc_euler(shift: float):
-    from diffusers import UniPCMultistepScheduler
-
-    return UniPCMultistepScheduler(
-        prediction_type="flow_prediction",
-        use_flow_sigmas=True,
-        flow_shift=shift,
-        solver_order=1,
-        disable_corrector=list(range(1000)),
-    )
-
-
 def build_skyreels_v2(diffusion_forcing: bool = False):
     from diffusers import (
         AutoencoderKLWan,
@@ -478,6 +466,7 @@ def build_skyreels_v2(diffusion_forcing: bool = False):
         SkyReelsV2DiffusionForcingPipeline,
         SkyReelsV2Pipeline,
         SkyReelsV2Transformer3DModel,
+        UniPCMultistepScheduler,
     )
 
     torch.manual_seed(0)
@@ -498,9 +487,9 @@ def build_skyreels_v2(diffusion_forcing: bool = False):
     vae = AutoencoderKLWan(
         base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
     )
-    if diffusion_forcing:  # its pipeline steps with integer timesteps, which only UniPC accepts;
-        # first order without corrector, UniPC is the DDIM / Euler step
-        cls, scheduler = SkyReelsV2DiffusionForcingPipeline, _unipc_euler(8.0)
+    if diffusion_forcing:  # its pipeline steps with integer timesteps, which only UniPC accepts
+        cls = SkyReelsV2DiffusionForcingPipeline
+        scheduler = UniPCMultistepScheduler.from_config(unipc_flow().config, flow_shift=8.0)
     else:
         cls, scheduler = SkyReelsV2Pipeline, FlowMatchEulerDiscreteScheduler(shift=8.0)
     torch.manual_seed(0)

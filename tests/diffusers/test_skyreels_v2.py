@@ -3,20 +3,20 @@ are the transformer's own; long two-event videos (DF also through FIFO per-frame
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
-from diffusers_tiny import load, long_video, make_plan, one_chunk, relative_error, tiny_pipe
+from diffusers_tiny import TINY_SETTINGS, load, long_video, make_plan, one_chunk, relative_error, tiny_pipe
 
+from syncos.backends.diffusers import load_diffusers_backend
 from syncos.errors import UserError
 
 STEPS, CFG = 3, 5.0
 
 
-@pytest.mark.parametrize("family", ["skyreels-v2", "skyreels-v2-df"])
-def test_one_chunk_matches_stock_pipeline(family):
-    b = load(family)
-    mine, noise, prompt = one_chunk(b, STEPS, CFG)
-    kw = dict(
+def _stock_kwargs(b, prompt: str) -> dict:
+    return dict(
         prompt=prompt,
         negative_prompt="",
         height=b.height,
@@ -27,14 +27,58 @@ def test_one_chunk_matches_stock_pipeline(family):
         max_sequence_length=b.max_sequence_length,
         output_type="latent",
     )
-    if family == "skyreels-v2":
-        ref = tiny_pipe(family)(latents=noise[None], **kw).frames[0]
-    else:  # the DF pipeline cannot take latents (prepare_latents returns 1 value for 4): seed it instead
-        kw.update(base_num_frames=kw["num_frames"], ar_step=0, fps=int(b.fps))
-        ref = tiny_pipe(family)(generator=torch.Generator().manual_seed(0), **kw).frames[0]
+
+
+def test_t2v_one_chunk_matches_stock_pipeline():
+    b = load("skyreels-v2")
+    mine, noise, prompt = one_chunk(b, STEPS, CFG)
+    ref = tiny_pipe("skyreels-v2")(latents=noise[None], **_stock_kwargs(b, prompt)).frames[0]
     err = relative_error(mine, ref)
-    print(f"{family}: relative max error {err:.1e}")
+    print(f"skyreels-v2: relative max error {err:.1e}")
     assert err < 1e-5
+
+
+def _df_stock(pipe, b, prompt: str) -> torch.Tensor:
+    # the DF pipeline cannot take latents (prepare_latents returns 1 value where 4 are unpacked):
+    # the same seed gives the same noise instead
+    kw = dict(base_num_frames=b.video_frames(b.chunk_length), ar_step=0, fps=int(b.fps))
+    return pipe(generator=torch.Generator().manual_seed(0), **kw, **_stock_kwargs(b, prompt)).frames[0]
+
+
+def test_df_one_chunk_matches_stock_pipeline_first_order():
+    """UniPC of order 1 without corrector (the Euler step): the stock DF pipeline, untouched."""
+    from diffusers import UniPCMultistepScheduler
+
+    pipe = tiny_pipe("skyreels-v2-df")
+    pipe.scheduler = UniPCMultistepScheduler.from_config(
+        pipe.scheduler.config, solver_order=1, disable_corrector=list(range(STEPS))
+    )
+    b = load_diffusers_backend(None, pipe=copy.deepcopy(pipe), **TINY_SETTINGS["skyreels-v2-df"])
+    mine, _, prompt = one_chunk(b, STEPS, CFG)
+    err = relative_error(mine, _df_stock(pipe, b, prompt))
+    print(f"skyreels-v2-df (UniPC order 1): relative max error {err:.1e}")
+    assert err < 1e-5
+
+
+def test_df_one_chunk_with_shipped_unipc(monkeypatch):
+    """The shipped UniPC (order 2, corrector): the DF pipeline hands each frame's scheduler a view of
+    its latents and then overwrites them in place, so the corrector's remembered sample is the new
+    one. With that aliasing removed (a copy of the sample per step) stock equals syncos."""
+    from diffusers import UniPCMultistepScheduler
+
+    b = load("skyreels-v2-df")
+    mine, _, prompt = one_chunk(b, STEPS, CFG)
+    aliased = _df_stock(tiny_pipe("skyreels-v2-df"), b, prompt)
+    step = UniPCMultistepScheduler.step
+    monkeypatch.setattr(
+        UniPCMultistepScheduler, "step", lambda s, m, t, x, **k: step(s, m, t, x.clone(), **k)
+    )
+    err, err_aliased = (
+        relative_error(mine, _df_stock(tiny_pipe("skyreels-v2-df"), b, prompt)),
+        relative_error(mine, aliased),
+    )
+    print(f"skyreels-v2-df (shipped UniPC): {err:.1e} vs de-aliased stock, {err_aliased:.1e} vs stock")
+    assert err < 1e-5 and err_aliased > 1e-3
 
 
 def test_df_per_frame_timesteps_are_the_transformer_s():
@@ -89,7 +133,5 @@ def test_constraints():
         load("skyreels-v2", height=24)
     pipe = tiny_pipe("skyreels-v2-df")
     pipe.transformer.register_to_config(num_frame_per_block=2)
-    from syncos.backends.diffusers import load_diffusers_backend
-
     with pytest.raises(UserError, match="causal blocks of 2 latent frames: .*multiple of 2, got 3"):
         load_diffusers_backend(None, pipe=pipe, height=16, width=16, model_options={"native_frames": 9})

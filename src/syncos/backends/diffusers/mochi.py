@@ -22,9 +22,9 @@ class NoiseLevelSchedule(PipelineFlowSchedule):
     """The scheduler's grid with its inversion undone: sigma = 1 is pure noise again."""
 
     def _from_scheduler(self, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
-        inverted, _ = super()._from_scheduler(steps)
+        inverted, _ = super()._from_scheduler(steps)  # steps + 1 points, the last one clean
         sigmas = 1.0 - inverted
-        return sigmas, sigmas * self.num_train_timesteps
+        return sigmas, sigmas[:steps] * self.num_train_timesteps
 
 
 class MochiBackend(DiffusersBackend):
