@@ -167,7 +167,7 @@ def unipc_flow():
     )
 
 
-def build_wan(two_experts: bool = False, unipc: bool = False):
+def build_wan(two_experts: bool = False, unipc: bool = False, expand_timesteps: bool = False):
     from diffusers import (
         AutoencoderKLWan,
         FlowMatchEulerDiscreteScheduler,
@@ -205,6 +205,7 @@ def build_wan(two_experts: bool = False, unipc: bool = False):
         transformer_2=tr(1) if two_experts else None,
         scheduler=unipc_flow() if unipc else FlowMatchEulerDiscreteScheduler(shift=3.0),
         boundary_ratio=0.875 if two_experts else None,
+        expand_timesteps=expand_timesteps,
     )
     return _finish(pipe)
 
@@ -546,11 +547,13 @@ TINY_SETTINGS = {
 }
 
 # Variants that are not separate families: CogVideoX 5B-style RoPE, Wan 2.2 A14B-style two experts,
-# the UniPC scheduler Wan checkpoints ship, DDIM with x0 clipping / dynamic thresholding.
+# Wan 2.2 TI2V-5B-style per-token timesteps, the UniPC scheduler Wan checkpoints ship, DDIM with x0
+# clipping / dynamic thresholding.
 VARIANTS = {
     "cogvideox-rope": (lambda: build_cogvideox(rotary=True), "cogvideox"),
     "wan-experts": (lambda: build_wan(two_experts=True), "wan"),
     "wan-unipc": (lambda: build_wan(unipc=True), "wan"),
+    "wan-ti2v": (lambda: build_wan(expand_timesteps=True), "wan"),  # Wan 2.2 TI2V: per-token timesteps
     "wan-experts-unipc": (lambda: build_wan(two_experts=True, unipc=True), "wan"),
     "animatediff-clip": (lambda: build_animatediff(clip_sample=True), "animatediff"),
     "animatediff-threshold": (

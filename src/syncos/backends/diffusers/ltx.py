@@ -1,4 +1,8 @@
-"""LTX-Video: flow matching; the core sees latents (C, F, H, W), packing to tokens happens only here."""
+"""LTX-Video: flow matching; the core sees latents (C, F, H, W), packing to tokens happens only here.
+
+The transformer takes one timestep per token (LTX's image-to-video pipeline conditions that way),
+so FIFO's windows, one noise level per frame, go in as they are: ``per_frame_timesteps``.
+"""
 
 from __future__ import annotations
 
@@ -50,6 +54,7 @@ class LTXBackend(DiffusersBackend):
         self.spatial_factor = int(pipe.vae.spatial_compression_ratio)
         self.latent_channels = int(tcfg.in_channels)
         self.p, self.pt = int(tcfg.patch_size), int(tcfg.patch_size_t)
+        self.per_frame_timesteps = self.pt == 1  # a token spanning frames would need one level for them
         self.prediction = "flow"
         self.max_sequence_length = int(self.options.get("max_sequence_length") or 128)
         self.decode_timestep = float(self.options.get("decode_timestep") or 0.0)
@@ -103,6 +108,12 @@ class LTXBackend(DiffusersBackend):
         if f % self.pt:
             raise UserError(f"LTX chunks need a multiple of {self.pt} latent frames, got {f}")
         fp, hp, wp = f // self.pt, h // self.p, w // self.p
+        if t.dim() == 2:  # one timestep per frame -> per token; pack() orders tokens (frame, row, column)
+            if not self.per_frame_timesteps or t.shape[1] != f:
+                raise ValueError(
+                    f"per-frame timesteps {tuple(t.shape)} for {f} frames, patch_size_t {self.pt}"
+                )
+            t = t.repeat_interleave(hp * wp, dim=1)
         scale = (self.temporal_factor / self.fps, self.spatial_factor, self.spatial_factor)
         with torch.no_grad():
             out = tr(

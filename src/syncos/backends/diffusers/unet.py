@@ -2,6 +2,10 @@
 
 Latents (C, F, H, W), eps-prediction on a DDIM-style VP schedule, and a per-frame Stable Diffusion
 VAE: one latent frame per video frame, so decoding tiles need no overlap.
+
+No per-frame timesteps (FIFO runs its shared-timestep approximation): both UNets broadcast one
+timestep per clip to every frame (``timesteps.expand(batch)`` then ``repeat_interleave(frames)``),
+and their public forward has no argument that sets the time embedding per frame.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""Wan 2.1 / 2.2: latents (C, F, H, W), flow matching; Wan 2.2 A14B switches experts at a boundary."""
+"""Wan 2.1 / 2.2: latents (C, F, H, W), flow matching; Wan 2.2 A14B switches experts at a boundary.
+
+Wan 2.2 TI2V-5B (``expand_timesteps``) is trained with one timestep per token, so it also takes one
+per frame (``per_frame_timesteps``: FIFO's diagonal denoising). Wan 2.1 and A14B take one per
+clip: their transformer would accept per-token timesteps too, but they never saw them in training.
+"""
 
 from __future__ import annotations
 
@@ -44,6 +49,7 @@ class WanBackend(DiffusersBackend):
             )
         self.guidance_scale_2 = None if g2 is None else float(g2)
         self.expand_timesteps = bool(pipe.config.get("expand_timesteps", False))
+        self.per_frame_timesteps = self.expand_timesteps and self.patch[0] == 1
         self._dtype = main.dtype
 
     def default_size(self) -> tuple[int, int]:
@@ -85,7 +91,8 @@ class WanBackend(DiffusersBackend):
             # rows may sit on either side of the boundary: run each expert on its own rows
             groups: dict[int, list[int]] = {}
             models = {}
-            for i, ti in enumerate(t.tolist()):
+            rows = t if t.dim() == 1 else t.amax(dim=1)  # per-frame: the expert of the noisiest frame
+            for i, ti in enumerate(rows.tolist()):
                 m = self.expert(ti)
                 groups.setdefault(id(m), []).append(i)
                 models[id(m)] = m
@@ -94,13 +101,17 @@ class WanBackend(DiffusersBackend):
                 idx = torch.tensor(rows, device=self.device)
                 xi = x[idx.to(x.device)].to(self.device, model.dtype)
                 ti = t[idx]
-                if self.expand_timesteps:  # Wan 2.2 TI2V: one timestep per token
+                if (
+                    self.expand_timesteps
+                ):  # Wan 2.2 TI2V: one timestep per token, ordered (frame, row, column)
                     f, h, w = (
                         xi.shape[2] // self.patch[0],
                         xi.shape[3] // self.patch[1],
                         xi.shape[4] // self.patch[2],
                     )
-                    ti = ti[:, None].expand(-1, f * h * w)
+                    ti = (ti if ti.dim() == 2 else ti[:, None].expand(-1, f)).repeat_interleave(h * w, dim=1)
+                elif ti.dim() == 2:
+                    raise ValueError("per-frame timesteps need Wan 2.2 TI2V (expand_timesteps)")
                 out[idx] = model(
                     hidden_states=xi, timestep=ti, encoder_hidden_states=cond[idx], return_dict=False
                 )[0].to(out.dtype)
