@@ -504,6 +504,56 @@ def build_skyreels_v2(diffusion_forcing: bool = False):
     return _finish(pipe)
 
 
+def _wan_vae():
+    from diffusers import AutoencoderKLWan
+
+    torch.manual_seed(0)
+    return AutoencoderKLWan(
+        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+    )
+
+
+def build_sana_video():
+    from diffusers import FlowMatchEulerDiscreteScheduler, SanaVideoPipeline, SanaVideoTransformer3DModel
+    from transformers import Gemma2Config, Gemma2Model
+
+    torch.manual_seed(0)
+    transformer = SanaVideoTransformer3DModel(
+        in_channels=16,
+        out_channels=16,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        num_layers=1,
+        num_cross_attention_heads=2,
+        cross_attention_head_dim=8,
+        cross_attention_dim=16,
+        caption_channels=16,
+        sample_size=8,
+        rope_max_seq_len=32,
+    )
+    torch.manual_seed(0)
+    gemma = Gemma2Model(
+        Gemma2Config(
+            vocab_size=64,
+            hidden_size=16,
+            intermediate_size=37,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            head_dim=8,
+            pad_token_id=0,
+        )
+    )
+    pipe = SanaVideoPipeline(
+        tokenizer=make_tokenizer(512),  # room for the pipeline's long instruction prefix
+        text_encoder=gemma,
+        vae=_wan_vae(),
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=8.0),
+    )
+    return _finish(pipe)
+
+
 BUILDERS = {
     "cogvideox": build_cogvideox,
     "wan": build_wan,
@@ -519,6 +569,7 @@ MORE_BUILDERS = {
     "mochi": build_mochi,
     "skyreels-v2": build_skyreels_v2,
     "skyreels-v2-df": lambda: build_skyreels_v2(diffusion_forcing=True),
+    "sana-video": build_sana_video,
 }
 
 # Per family: settings that make a tiny, fast chunk; chunk_length in latent frames.
@@ -542,6 +593,11 @@ TINY_SETTINGS = {
     "skyreels-v2-df": {
         "height": 16,
         "width": 16,
+        "model_options": {"native_frames": 9, "max_sequence_length": 16},
+    },
+    "sana-video": {
+        "height": 32,
+        "width": 32,
         "model_options": {"native_frames": 9, "max_sequence_length": 16},
     },
 }
