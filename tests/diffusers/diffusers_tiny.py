@@ -150,6 +150,15 @@ def build_cogvideox(rotary: bool = False):
     return _finish(pipe)
 
 
+def _wan_vae():
+    from diffusers import AutoencoderKLWan
+
+    torch.manual_seed(0)
+    return AutoencoderKLWan(
+        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+    )
+
+
 def unipc_flow():
     """The scheduler the Wan 2.1 / 2.2 checkpoints ship (their scheduler_config.json, flow_shift 3)."""
     from diffusers import UniPCMultistepScheduler
@@ -169,7 +178,6 @@ def unipc_flow():
 
 def build_wan(two_experts: bool = False, unipc: bool = False, expand_timesteps: bool = False):
     from diffusers import (
-        AutoencoderKLWan,
         FlowMatchEulerDiscreteScheduler,
         WanPipeline,
         WanTransformer3DModel,
@@ -192,10 +200,7 @@ def build_wan(two_experts: bool = False, unipc: bool = False, expand_timesteps: 
             rope_max_seq_len=32,
         )
 
-    torch.manual_seed(0)
-    vae = AutoencoderKLWan(
-        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
-    )
+    vae = _wan_vae()
     torch.manual_seed(0)
     pipe = WanPipeline(
         tokenizer=make_tokenizer(16),
@@ -462,7 +467,6 @@ def build_mochi():
 
 def build_skyreels_v2(diffusion_forcing: bool = False):
     from diffusers import (
-        AutoencoderKLWan,
         FlowMatchEulerDiscreteScheduler,
         SkyReelsV2DiffusionForcingPipeline,
         SkyReelsV2Pipeline,
@@ -484,10 +488,7 @@ def build_skyreels_v2(diffusion_forcing: bool = False):
         rope_max_seq_len=32,
         inject_sample_info=diffusion_forcing,  # the fps embedding only the DF pipeline feeds
     )
-    torch.manual_seed(0)
-    vae = AutoencoderKLWan(
-        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
-    )
+    vae = _wan_vae()
     if diffusion_forcing:  # its pipeline steps with integer timesteps, which only UniPC accepts
         cls = SkyReelsV2DiffusionForcingPipeline
         scheduler = UniPCMultistepScheduler.from_config(unipc_flow().config, flow_shift=8.0)
@@ -504,18 +505,24 @@ def build_skyreels_v2(diffusion_forcing: bool = False):
     return _finish(pipe)
 
 
-def _wan_vae():
-    from diffusers import AutoencoderKLWan
+def _gemma2(hidden: int = 16):
+    from transformers import Gemma2Config, Gemma2Model
 
-    torch.manual_seed(0)
-    return AutoencoderKLWan(
-        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+    cfg = Gemma2Config(
+        vocab_size=64,
+        hidden_size=hidden,
+        intermediate_size=37,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=8,
+        pad_token_id=0,
     )
+    return Gemma2Model(cfg)
 
 
 def build_sana_video():
     from diffusers import FlowMatchEulerDiscreteScheduler, SanaVideoPipeline, SanaVideoTransformer3DModel
-    from transformers import Gemma2Config, Gemma2Model
 
     torch.manual_seed(0)
     transformer = SanaVideoTransformer3DModel(
@@ -532,18 +539,7 @@ def build_sana_video():
         rope_max_seq_len=32,
     )
     torch.manual_seed(0)
-    gemma = Gemma2Model(
-        Gemma2Config(
-            vocab_size=64,
-            hidden_size=16,
-            intermediate_size=37,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-            head_dim=8,
-            pad_token_id=0,
-        )
-    )
+    gemma = _gemma2(16)
     pipe = SanaVideoPipeline(
         tokenizer=make_tokenizer(512),  # room for the pipeline's long instruction prefix
         text_encoder=gemma,
