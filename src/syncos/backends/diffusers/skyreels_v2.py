@@ -53,6 +53,10 @@ class SkyReelsV2DFBackend(SkyReelsV2Backend):
         super().__init__(pipe, **kw)
         self._check_frames(self.chunk_length)
 
+    def _setup(self) -> None:
+        super()._setup()
+        self.per_frame_timesteps = True  # Wan's setup decides it for Wan; this transformer always takes them
+
     def _check_frames(self, frames: int) -> None:
         block = int(self.pipe.transformer.config.num_frame_per_block)
         if frames % block:
