@@ -5,6 +5,8 @@
                                                 run them in the group; each saves OUT/rank{r}.pt
     python dist_worker.py cli ARG...            syncos.cli.main(ARG...), with model "gaussian" resolved
                                                 to a GaussianBackend whose frames can be encoded
+    python dist_worker.py bench SUITE OUT       syncos.bench.run_suite in the group, every model a
+                                                GaussianBackend, log lines on stdout
 
 $SYNCOS_TEST_FAULT="RANK:CALL:exit|hang" makes that rank exit (or hang) at its CALL-th forward pass.
 """
@@ -161,6 +163,12 @@ def main(argv: list[str]) -> int:
             assert distributed.world_size() == int(os.environ["WORLD_SIZE"])
             saved["dist"] = {n: run_case(n) for n in names}
             torch.save(saved, out / f"rank{distributed.rank()}.pt")
+        return 0
+    if mode == "bench":
+        from syncos.bench import load_suite, run_suite
+
+        with distributed.launched():
+            run_suite(load_suite(rest[0]), rest[1], load=lambda model, **_: GaussianBackend(), log=print)
         return 0
     if mode == "cli":
         from syncos import cli

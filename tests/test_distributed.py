@@ -191,3 +191,68 @@ def test_a_failed_rank_stops_the_others(tmp_path, kind):
     if kind == "exit":
         assert results[1][0] == 17
     assert not any(out.glob("video*")) and not (out / "run.json").exists()
+
+
+# --------------------------------------------------------------------------- syncos bench
+
+
+def _bench_suite(folder: Path) -> Path:
+    """Two scenarios whose rows fit one device and one that asks for CPU offloading (chunk-parallel)."""
+    import yaml
+
+    folder.mkdir()
+    events = [{"prompt": "moves right", "frames": 8}, {"prompt": "jumps", "frames": 7}]
+    for name, extra in (("a", {}), ("b", {}), ("offloaded", {"cpu_offload": True})):
+        sc = {"global_prompt": f"scene {name}", "events": events, "sampler": {"method": "codenoise"}, **extra}
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(sc))
+    suite = {"methods": ["codenoise", "syncos"], "seeds": 2,
+             "overrides": ["sampler.steps=4", "sampler.iterations=2", "sampler.t_min=500"]}  # fmt: skip
+    (folder / "suite.yaml").write_text(yaml.safe_dump(suite))
+    return folder
+
+
+def test_bench_ranks_take_whole_rows(tmp_path):
+    """3 ranks: the 8 rows that fit one device are spread over the ranks, the 4 offloaded ones are
+    chunk-parallel; results.csv and drift.csv hold what one process writes, in the same order."""
+    from gaussian_backend import GaussianBackend
+    from syncos.bench import load_suite, run_suite
+    from syncos.bench.table import read_rows
+
+    folder = _bench_suite(tmp_path / "suite")
+    run_suite(
+        load_suite(folder), tmp_path / "one", load=lambda model, **_: GaussianBackend(), log=lambda _: None
+    )
+    results = launch(3, ["bench", str(folder), str(tmp_path / "three")], tmp_path, timeout=120)
+    for rc, _, err, _ in results:
+        assert rc == 0, err
+    assert "8 whole rows over 3 ranks, 4 chunk-parallel" in results[0][1]
+    assert "[rank 1: 3/3] b syncos seed 1" in results[1][1]  # whole rows 1, 4, 7 of 8
+
+    def table(run: str, name: str) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "wall_s"} for r in read_rows(tmp_path / run / name)]
+
+    one, three = table("one", "results.csv"), table("three", "results.csv")
+    key = lambda r: (r["scenario"], r["method"], r["seed"])  # noqa: E731
+    assert [key(r) for r in three[:8]] == [key(r) for r in one if r["scenario"] != "offloaded"]
+    assert sorted(three, key=key) == sorted(one, key=key) and len(one) == 12
+    assert sorted(map(str, table("one", "drift.csv"))) == sorted(map(str, table("three", "drift.csv")))
+    strips = sorted(str(p.relative_to(tmp_path / "three")) for p in (tmp_path / "three").rglob("*.png"))
+    assert len(strips) == 6 and not list((tmp_path / "three").glob("*.rank*"))
+
+
+def test_bench_folds_rows_an_interrupted_run_left_per_rank(tmp_path):
+    from gaussian_backend import GaussianBackend
+    from syncos.bench import load_suite, run_suite
+    from syncos.bench.table import read_rows
+
+    suite, out = load_suite(_bench_suite(tmp_path / "suite")), tmp_path / "out"
+    run_suite(suite, out, load=lambda model, **_: GaussianBackend(), log=lambda _: None)
+    lines = (out / "results.csv").read_text().splitlines(keepends=True)
+    (out / "results.csv").write_text("".join(lines[:-3]))  # the last two rows were only in rank 1's file
+    (out / "results.rank1.csv").write_text(lines[0] + "".join(lines[-2:]))
+    logs: list[str] = []
+    run_suite(suite, out, load=lambda model, **_: GaussianBackend(), log=logs.append)
+    assert logs[0].startswith("1 runs to do")  # only the row no file held
+    tail = [(r["method"], r["seed"]) for r in read_rows(out / "results.csv")][-3:]
+    assert tail == [("syncos", "0"), ("syncos", "1"), ("codenoise", "1")]  # folded, then redone
+    assert not (out / "results.rank1.csv").exists()

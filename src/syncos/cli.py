@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--scenarios", nargs="+", help="only these scenarios (file names without suffix)")
     b.add_argument("--features", help="folder with clip/ and dino/ weights for the weight-based metrics")
     b.add_argument("--report-only", action="store_true", help="rewrite the report from results.csv")
+    b.add_argument(
+        "--dist-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="under torchrun: how long a rank waits for its peers in a chunk-parallel row (default 600)",
+    )
     return p
 
 
@@ -197,6 +203,14 @@ def cmd_vocab(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from syncos import distributed
+
+    with distributed.launched(args.dist_timeout):  # torchrun: ranks take whole rows (docs/distributed.md)
+        return _bench(args)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from syncos import distributed
     from syncos.bench import load_suite, run_suite, write_report
 
     suite = load_suite(args.suite)
@@ -216,6 +230,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             scorer=scorer,
             log=lambda line: print(line, file=sys.stderr, flush=True),
         )
+    if not distributed.is_main():
+        return 0
     summary = write_report(
         args.output,
         methods=methods,

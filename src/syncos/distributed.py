@@ -32,6 +32,8 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "TIMEOUT_ENV",
     "active",
+    "alone",
+    "gather_objects",
     "gather_rows",
     "is_main",
     "launched",
@@ -42,9 +44,23 @@ __all__ = [
 ]
 
 
+_alone = False  # inside alone(): this rank works by itself
+
+
 def active() -> bool:
-    """Whether a default process group exists (set up by :func:`launched` or by the caller)."""
-    return dist.is_available() and dist.is_initialized()
+    """Whether a default process group exists (set up by :func:`launched` or by the caller) and is in use."""
+    return not _alone and dist.is_available() and dist.is_initialized()
+
+
+@contextlib.contextmanager
+def alone() -> Iterator[None]:
+    """This rank works by itself for the block (a whole benchmark row): world size 1, no collectives."""
+    global _alone
+    before, _alone = _alone, True
+    try:
+        yield
+    finally:
+        _alone = before
 
 
 def rank() -> int:
@@ -96,6 +112,30 @@ def gather_rows(local: torch.Tensor, n: int, what: str = "all-gather") -> torch.
     spans = (shard(n, r, w) for r in range(w))
     keep = torch.cat([torch.arange(r * size, r * size + hi - lo) for r, (lo, hi) in enumerate(spans)])
     return out.index_select(0, keep.to(out.device))
+
+
+# Ranks that take whole benchmark rows finish them at different times; waiting for the slowest
+# is expected there, so that one exchange uses its own gloo group with this timeout.
+PATIENT_TIMEOUT = datetime.timedelta(days=7)
+
+
+def gather_objects(obj: object, what: str = "exchange") -> list:
+    """Every rank's ``obj`` (picklable), in rank order, on every rank; waits as long as peers need.
+
+    A peer that died is noticed at once (its sockets close) and raises :class:`DistributedError`.
+    """
+    if world_size() == 1:
+        return [obj]
+    out: list = [None] * world_size()
+    try:
+        group = dist.new_group(backend="gloo", timeout=PATIENT_TIMEOUT)
+        dist.all_gather_object(out, obj, group=group)
+        dist.destroy_process_group(group)
+    except RuntimeError as e:
+        raise DistributedError(
+            f"rank {rank()} of {world_size()}: {what} failed ({_first_line(e)}); a peer rank probably exited"
+        ) from None
+    return out
 
 
 def timeout_seconds(timeout: float | None = None) -> float:

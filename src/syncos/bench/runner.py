@@ -4,6 +4,12 @@ Per row: ``api.generate`` with one cached backend per model setting, the decoded
 backend's own metrics (``api.evaluate_frames``), optional weight-based metrics, the drift curve
 (appended to drift.csv before the row, so a crash in between only duplicates drift rows, which
 the report de-duplicates), and for seed 0 a strip of all frames for the contact sheet.
+
+Under torchrun the ranks first take whole rows, each alone (round robin over the rows to do),
+writing them to its own ``results.rank{r}.csv`` as it goes; then rank 0 collects them and
+appends them to results.csv in the single-process order. Rows whose model does not fit one
+device (``cpu_offload: true``) are then sampled by all ranks together, chunk-parallel. A rerun
+after a crash first folds the per-rank files into results.csv, so no finished row is redone.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from syncos import distributed
 from syncos.api import evaluate_frames, generate, video_events
 from syncos.backends import Backend, load_backend
 from syncos.bench.drift import drift_curve, pixel_features
@@ -106,6 +113,9 @@ def run_suite(
     if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
         raise UserError(f"seeds: expected a positive number of seeds, got {seeds!r}")
     out = prepare_outdir(outdir)
+    order = {(s, m): i for i, (s, m) in enumerate((s, m) for s in names for m in methods)}
+    if distributed.is_main():
+        fold_rank_files(out, order)
     done = {row_key(r) for r in read_rows(out / RESULTS)}
     todo = [
         (s, m, k)
@@ -114,31 +124,101 @@ def run_suite(
         for k in range(seeds if seeds is not None else suite.seeds)
         if (s, m, str(k)) not in done
     ]
-    log(f"{len(todo)} runs to do ({len(done)} already in {out / RESULTS})")
+    todo = distributed.gather_objects(todo, "sharing the rows to do")[0]  # rank 0's view
+    world, rank = distributed.world_size(), distributed.rank()
+    whole = [r for r in todo if world > 1 and fits_one_device(suite, *r)]
+    shared = [r for r in todo if r not in whole]
+    mine = whole[rank::world]
+    if world > 1:
+        log(f"{len(todo)} runs to do ({len(done)} already in {out / RESULTS}): {len(whole)} whole rows over "
+            f"{world} ranks, {len(shared)} chunk-parallel")  # fmt: skip
+    else:
+        log(f"{len(todo)} runs to do ({len(done)} already in {out / RESULTS})")
     backends: dict[str, Backend] = {}
-    failed = 0
-    for i, (s, m, k) in enumerate(todo):
-        try:
-            row, curve, frames = run_row(suite, s, m, k, backends, scorer, load)
-        except Exception as e:  # one bad row must not end a long benchmark; it is retried on rerun
-            with (out / ERRORS).open("a", encoding="utf-8") as f:
-                f.write(f"{s} {m} seed {k}: {e!r}\n{traceback.format_exc()}\n")
-            log(f"[{i + 1}/{len(todo)}] {s} {m} seed {k}: FAILED ({e}); see {out / ERRORS}")
-            failed += 1
-            continue
-        if k == 0:
-            strip = out / STRIPS / s
-            strip.mkdir(parents=True, exist_ok=True)
-            step = max(1, frames.shape[1] // 64)  # toyworld decodes 32 px frames upscaled 8x
-            Image.fromarray(np.concatenate(list(frames[:, ::step, ::step]), axis=1)).save(strip / f"{m}.png")
-        drift = [
-            dict(scenario=s, method=m, seed=k, kind=kind, distance=d, similarity=round(v, 6))
-            for kind, c in curve.items()
-            for d, v in c.items()
-        ]
-        append_rows(out / DRIFT, drift)
-        append_rows(out / RESULTS, [row])
-        log(f"[{i + 1}/{len(todo)}] {s} {m} seed {k}: {row['wall_s']:.1f} s, {row['nfe']} NFE")
-    if failed and failed == len(todo) and not done:
-        raise UserError(f"all {failed} runs failed, so there is nothing to report; see {out / ERRORS}")
+    suffix = f".rank{rank}" if world > 1 else ""
+    kept, written = [], 0
+    with distributed.alone():
+        for i, (s, m, k) in enumerate(mine):
+            got = _run(
+                suite, out, s, m, k, backends, scorer, load, log, f"[rank {rank}: {i + 1}/{len(mine)}]"
+            )
+            if got is not None:
+                kept.append(_record(out, *got, suffix=suffix))
+    if world > 1:
+        collected = [r for part in distributed.gather_objects(kept, "collecting rows") for r in part]
+        written += len(collected)
+        if distributed.is_main():
+            for row, drift, strip in sorted(
+                collected, key=lambda r: todo.index((r[0]["scenario"], r[0]["method"], r[0]["seed"]))
+            ):
+                _write(out, row, drift, strip)
+        for name in (RESULTS, DRIFT):
+            rank_file(out / name, rank).unlink(missing_ok=True)
+    for i, (s, m, k) in enumerate(shared):  # every rank samples; rank 0 writes
+        got = _run(suite, out, s, m, k, backends, scorer, load, log, f"[{i + 1}/{len(shared)}]")
+        if got is not None:
+            written += 1
+            if distributed.is_main():
+                _record(out, *got)
+    if todo and not written and not done:
+        raise UserError(f"all {len(todo)} runs failed, so there is nothing to report; see {out / ERRORS}")
     return out
+
+
+def fits_one_device(suite: Suite, scenario: str, method: str, seed: int) -> bool:
+    """Whether one rank can run this row alone: not when the scenario asks for CPU offloading."""
+    return not load_scenario(suite.resolve(scenario, method, seed)).model_settings().get("cpu_offload")
+
+
+def rank_file(path: Path, rank: int) -> Path:
+    return path.with_name(f"{path.stem}.rank{rank}{path.suffix}")
+
+
+def _run(suite, out, s, m, k, backends, scorer, load, log, tag):
+    """(row, curve, frames) of one row, or None when it failed (logged; retried on rerun)."""
+    try:
+        row, curve, frames = run_row(suite, s, m, k, backends, scorer, load)
+    except Exception as e:  # one bad row must not end a long benchmark; it is retried on rerun
+        with (out / ERRORS).open("a", encoding="utf-8") as f:
+            f.write(f"{s} {m} seed {k}: {e!r}\n{traceback.format_exc()}\n")
+        log(f"{tag} {s} {m} seed {k}: FAILED ({e}); see {out / ERRORS}")
+        return None
+    log(f"{tag} {s} {m} seed {k}: {row['wall_s']:.1f} s, {row['nfe']} NFE")
+    return row, curve, frames
+
+
+def _record(out: Path, row: dict, curve: dict, frames: np.ndarray, suffix: str = ""):
+    """Write one finished row (to the per-rank files when ``suffix`` is set); returns what was written."""
+    s, m, k = row["scenario"], row["method"], row["seed"]
+    strip = None
+    if k == 0:
+        step = max(1, frames.shape[1] // 64)  # toyworld decodes 32 px frames upscaled 8x
+        strip = np.concatenate(list(frames[:, ::step, ::step]), axis=1)
+    drift = [
+        dict(scenario=s, method=m, seed=k, kind=kind, distance=d, similarity=round(v, 6))
+        for kind, c in curve.items()
+        for d, v in c.items()
+    ]
+    _write(out, row, drift, strip, suffix)
+    return row, drift, strip
+
+
+def _write(out: Path, row: dict, drift: list[dict], strip: np.ndarray | None, suffix: str = "") -> None:
+    if strip is not None:
+        folder = out / STRIPS / row["scenario"]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(strip).save(folder / f"{row['method']}.png")
+    append_rows(out / f"drift{suffix}.csv", drift)  # before the row: a crash between only duplicates drift
+    append_rows(out / f"results{suffix}.csv", [row])
+
+
+def fold_rank_files(out: Path, order: dict[tuple[str, str], int]) -> None:
+    """Append the rows an interrupted multi-rank run left in per-rank files, in suite order; drop them."""
+    for name in (RESULTS, DRIFT):
+        files = sorted(out.glob(f"{Path(name).stem}.rank*{Path(name).suffix}"))
+        done = {row_key(r) for r in read_rows(out / RESULTS)}
+        rows = [r for f in files for r in read_rows(f) if name == DRIFT or row_key(r) not in done]
+        rows.sort(key=lambda r: (order.get((r["scenario"], r["method"]), len(order)), int(r["seed"])))
+        append_rows(out / name, rows)
+        for f in files:
+            f.unlink()
