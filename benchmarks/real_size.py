@@ -174,27 +174,33 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--iterations", type=int, default=2, help="syncos CSD iterations per step")
     p.add_argument("--dtype", choices=list(DTYPES), default=None, help="default bfloat16 on CUDA")
     p.add_argument("--compile", action="store_true", help="torch.compile the transformer")
+    p.add_argument(
+        "--layers", type=int, help="real configs with this many transformer blocks (a quick check)"
+    )
+    p.add_argument("--size", help="real configs at HxW instead of the published size (a quick check)")
+    p.add_argument("--no-decode", action="store_true", help="skip the tiled decoding")
     p.add_argument("--json", help="also write the rows to this file")
     args = p.parse_args(argv)
-    tiny = args.tiny or args.device == "cpu"
+    tiny = args.tiny or (args.device == "cpu" and not (args.layers or args.size))
     dtype = DTYPES[args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")]
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     rows = []
     for name in args.models:
-        backend = build_tiny(name) if tiny else build_real(name, args.device, dtype)
+        size = tuple(int(v) for v in args.size.split("x")) if args.size else None
+        backend = build_tiny(name) if tiny else build_real(name, args.device, dtype, args.layers, size)
         if args.compile:
             backend.pipe.transformer = torch.compile(backend.pipe.transformer)
         for mult in args.mults:
             for method in args.methods:
-                rows.append(measure(backend, name, mult, method, args.steps, args.iterations))
+                rows.append(
+                    measure(backend, name, mult, method, args.steps, args.iterations, not args.no_decode)
+                )
                 print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
         del backend
-    size = (
-        "tiny random models"
-        if tiny
-        else f"published configurations, random weights, {dtype}".replace("torch.", "")
-    )
-    print(f"{args.steps} steps, CFG 6, syncos {args.iterations} CSD iterations at every step; {size}")
+    what = "tiny random models" if tiny else "published configurations, random weights, " + str(dtype)[6:]
+    if not tiny and (args.layers or args.size):
+        what += f" (shrunk: {args.layers or 'all'} blocks, {args.size or 'published size'})"
+    print(f"{args.steps} steps, CFG 6, syncos {args.iterations} CSD iterations at every step; {what}")
     print(table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
