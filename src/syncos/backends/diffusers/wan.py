@@ -49,8 +49,11 @@ class WanBackend(DiffusersBackend):
             )
         self.guidance_scale_2 = None if g2 is None else float(g2)
         self.expand_timesteps = bool(pipe.config.get("expand_timesteps", False))
-        self.per_frame_timesteps = self.expand_timesteps and self.patch[0] == 1
         self._dtype = main.dtype
+
+    @property
+    def per_frame_timesteps(self) -> bool:
+        return self.expand_timesteps and self.patch[0] == 1
 
     def default_size(self) -> tuple[int, int]:
         return 480, 832
