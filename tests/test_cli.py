@@ -91,9 +91,16 @@ def test_overrides_and_determinism(tmp_path):
         ({"global_prompt": "zzz qqq"}, "contains no word toyworld knows"),
         ({"events": [{"prompt": "the ball jumps", "frames": 5}]}, "shorter than one chunk"),
         ({"height": 100}, "height"),
+        ({"events": [{"prompt": "the ball jumps", "frames": 99_999}]}, "fit here: for longer videos"),
+        ({"sampler": {"stride": 13}}, "sampler.stride: must be in [1, 12] (this model's chunk length)"),
+        ({"sampler": {"method": "fifo", "partitions": 100}}, "sampler.partitions: 1200 sampling steps"),
+        ({"sampler": {"method": "codenoise", "guidance_scale": 1e30}}, "sampler.guidance_scale: must be in"),
     ],
 )
-def test_bad_input_exit_2_one_line_no_output(tmp_path, capsys, change, message):
+def test_bad_input_exit_2_one_line_no_output(tmp_path, capsys, monkeypatch, change, message):
+    import syncos.api
+
+    monkeypatch.setattr(syncos.api, "_available_memory", lambda device: (8 * 2**30, "this machine"))
     out = tmp_path / "out"
     code = main(["generate", str(write(tmp_path, {**SCENARIO, **change})), "-o", str(out), "--quiet"])
     err = capsys.readouterr().err
@@ -284,3 +291,16 @@ def test_bench_summary_wording(tmp_path):
     text = write_report(tmp_path, methods=["a", "b"]).read_text()
     assert "x 1 seed (0)." in text
     assert "| b | 20.000 (every scenario) | 0.100 ± 0.248 |" in text  # NFE: a design constant, no *
+
+
+def test_unreachable_hub_says_so_without_waiting(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("diffusers")
+    from syncos.backends.diffusers import loader
+
+    monkeypatch.setattr(loader, "_offline", lambda: False)
+    monkeypatch.setattr(loader, "_hub_unreachable", lambda: "huggingface.co: Name or service not known")
+    scenario = write(tmp_path, {**SCENARIO, "model": "no-such-org/no-such-model"})
+    assert main(["generate", str(scenario), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "the Hugging Face hub could not be reached (huggingface.co: Name or service not known)" in err
+    assert "HF_HUB_OFFLINE=1" in err and "local diffusers folder" in err and not (tmp_path / "out").exists()

@@ -86,7 +86,19 @@ def _available_memory(device: torch.device) -> tuple[int, str]:
 
 
 def check_fits(scenario: Scenario, backend: Backend) -> None:
-    """Refuse, before anything is allocated, a video whose latent and frames would not fit in memory."""
+    """Refuse, before anything is allocated, what this model cannot run: a stride longer than its
+    chunk, more steps than its schedule has, a video whose latent and frames would not fit in memory."""
+    L = backend.chunk_length
+    if scenario.stride is not None and scenario.stride > L:
+        raise UserError(
+            f"sampler.stride: must be in [1, {L}] (this model's chunk length), got {scenario.stride}"
+        )
+    options = scenario.sampler_options()
+    steps = options.levels(L) if hasattr(options, "levels") else options.steps
+    limit = backend.schedule.num_train_timesteps
+    if steps > limit:
+        key = "sampler.partitions" if hasattr(options, "levels") else "sampler.steps"
+        raise UserError(f"{key}: {steps} sampling steps, but this model's schedule has {limit} timesteps")
     fps = float(scenario.fps or backend.fps)
     frames = sum(event_frames(e, fps) for e in scenario.events)
     if frames > MAX_VIDEO_FRAMES:
@@ -96,7 +108,7 @@ def check_fits(scenario: Scenario, backend: Backend) -> None:
         )
     latent_frame = 4 * math.prod(backend.latent_shape(1))
     stride = scenario.stride or backend.default_stride
-    per_latent_frame = latent_frame * (LATENT_COPIES + CHUNK_COPIES * backend.chunk_length / max(1, stride))
+    per_latent_frame = latent_frame * (LATENT_COPIES + CHUNK_COPIES * L / max(1, stride))
     height, width = getattr(backend, "height", 0), getattr(backend, "width", 0)
     # backends with their own metrics score the whole decoded video at once; the others stream it
     per_frame = 3 * height * width if hasattr(backend, "evaluate") else 0
@@ -105,6 +117,11 @@ def check_fits(scenario: Scenario, backend: Backend) -> None:
     have, where = _available_memory(backend.device)
     if need > 0.8 * have:
         fit = int(0.8 * have / (need / frames))
+        if backend.latent_frames(fit) < L:
+            raise UserError(
+                f"height x width {height}x{width}: not even one chunk of this model fits in the "
+                f"{have / 2**30:.1f} GiB free on {where}; lower the resolution"
+            )
         raise UserError(
             f"events: a video of {frames} frames needs about {need / 2**30:.1f} GiB (long latent, its "
             f"working copies and frames) but {where} has {have / 2**30:.1f} GiB free; about {fit} frames "

@@ -38,6 +38,7 @@ PLAN_KEYS = {"method": (str,), "stride": (int,), "prompt_mode": (str,)}
 MAX_VIDEO_FRAMES = 100_000  # about an hour at 24 fps
 MAX_SIDE = 8192  # height and width, in pixels
 MAX_FPS = 1000.0
+MAX_FILE_BYTES = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -264,6 +265,8 @@ def parse_scenario(raw: Any) -> Scenario:
 def read_scenario_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise UserError(f"scenario file {str(path)!r} is larger than {MAX_FILE_BYTES // 2**20} MiB")
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(
@@ -272,14 +275,44 @@ def read_scenario_file(path: str | Path) -> dict[str, Any]:
     kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
     try:
         raw = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
+    except RecursionError:
+        raise UserError(f"scenario file {str(path)!r}: nested too deeply to be a scenario") from None
     except (json.JSONDecodeError, yaml.YAMLError) as e:
-        mark = getattr(e, "problem_mark", None)
-        if "quoted scalar" in str(getattr(e, "context", "")) and getattr(e, "context_mark", None):
-            mark = e.context_mark  # an unclosed quote: where it opens, not the end of the file
-            e = yaml.YAMLError("a quoted string is never closed")
+        mark, text = getattr(e, "problem_mark", None), getattr(e, "problem", None) or first_line(e)
+        context, opened = getattr(e, "context", None), getattr(e, "context_mark", None)
+        if context and opened is not None:
+            if "quoted scalar" in context:  # point where the quote opens, not at the end of the file
+                mark, text = opened, "a quoted string is never closed"
+            else:
+                text += f" ({context} that starts on line {opened.line + 1})"
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        raise UserError(f"scenario file {str(path)!r} is not valid {kind}: {first_line(e)}{where}") from None
+        raise UserError(f"scenario file {str(path)!r} is not valid {kind}: {text}{where}") from None
     return raw if raw is not None else {}
+
+
+MAX_NODES, MAX_DEPTH = 100_000, 32  # far above any scenario; YAML anchors could otherwise explode
+
+
+def _plain(raw: Any) -> Any:
+    """A copy made of plain dicts, lists and scalars (other values become strings), refusing
+    documents that YAML anchors make recursive or exponentially large ("billion laughs")."""
+    count = 0
+
+    def copy(node: Any, depth: int) -> Any:
+        nonlocal count
+        count += 1
+        if count > MAX_NODES or depth > MAX_DEPTH:
+            raise UserError(
+                f"scenario: more than {MAX_NODES} values or {MAX_DEPTH} levels of nesting "
+                "(a recursive or repeated YAML anchor?)"
+            )
+        if isinstance(node, Mapping):
+            return {str(k): copy(v, depth + 1) for k, v in node.items()}
+        if isinstance(node, (list, tuple)):
+            return [copy(v, depth + 1) for v in node]
+        return node if node is None or isinstance(node, (str, int, float, bool)) else str(node)
+
+    return copy(raw, 0)
 
 
 _KEY = re.compile(r"[A-Za-z_][\w-]*(\[\d+\])*(\.[A-Za-z_][\w-]*(\[\d+\])*)*")
@@ -288,7 +321,7 @@ _KEY = re.compile(r"[A-Za-z_][\w-]*(\[\d+\])*(\.[A-Za-z_][\w-]*(\[\d+\])*)*")
 def apply_overrides(raw: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
     """Apply ``key=value`` overrides: dotted keys reach into sections, ``[i]`` into lists
     (``events[0].frames=30``); values are YAML scalars."""
-    out = json.loads(json.dumps(raw, default=str)) if raw else {}
+    out = _plain(raw) if raw else {}
     for item in assignments:
         key, sep, text = item.partition("=")
         key = key.strip()

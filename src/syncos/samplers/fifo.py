@@ -75,6 +75,10 @@ class FIFOOptions(SamplerOptions):
         check_choice(self, "timesteps", TIMESTEP_MODES)
         check_range(self, "partitions", 1, 1000)
 
+    def levels(self, chunk_length: int) -> int:
+        """Noise levels in the queue = sampling steps: ``partitions`` (default round(steps / L)) times L."""
+        return (self.partitions or max(1, round(self.steps / chunk_length))) * chunk_length
+
 
 def timestep_mode(backend: Backend, requested: str) -> str:
     supported = bool(getattr(backend, "per_frame_timesteps", False))
@@ -102,8 +106,7 @@ def sample_fifo(
     backend: Backend, plan: Plan, options: FIFOOptions, seed: int, callback: Callback | None = None
 ) -> SampleResult:
     L, F = plan.chunk_length, plan.latent_frames
-    n = options.partitions or max(1, round(options.steps / L))
-    N = n * L  # noise levels = queue positions = sampling steps
+    N = options.levels(L)  # noise levels = queue positions = sampling steps
     run = Run(backend, plan, replace(options, steps=N), seed, callback)
     mode = timestep_mode(backend, options.timesteps)
     axis, g = run.axis, run.grid

@@ -8,11 +8,14 @@ files are looked at.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import socket
 import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 
@@ -61,6 +64,38 @@ def _offline() -> bool:
         return False
 
 
+def _local_only() -> bool:
+    """Look in the local cache only: HF_HUB_OFFLINE is set, or the hub cannot be reached (the hub
+    client would otherwise retry for ~30 s before failing)."""
+    return _offline() or _hub_unreachable() is not None
+
+
+@functools.lru_cache(maxsize=1)
+def _hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the hub cannot be reached (no DNS, no route), or None; a proxy is left to the client."""
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    try:
+        from huggingface_hub import constants
+
+        url = urlparse(constants.ENDPOINT)
+        with socket.create_connection((url.hostname or "", url.port or 443), timeout=timeout):
+            return None
+    except OSError as e:
+        return f"{url.hostname}: {e.strerror or e}"
+    except Exception:  # an unexpected hub version: let the client try
+        return None
+
+
+def _connection_failed(e: BaseException | None) -> bool:
+    """Whether a hub error was caused by the network (its cause chain holds a connection error)."""
+    while e is not None:
+        if isinstance(e, ConnectionError) or "Connect" in type(e).__name__:
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
 def _family_of_class(name: str, where: str) -> str:
     if name not in FAMILIES:
         raise UserError(
@@ -93,12 +128,20 @@ def _pipeline_class(model: str) -> str:
     try:
         with warnings.catch_warnings():  # hub deprecation chatter would break the one-line error
             warnings.simplefilter("ignore")
-            cfg = DiffusionPipeline.load_config(model, local_files_only=_offline())
+            cfg = DiffusionPipeline.load_config(model, local_files_only=_local_only())
     except Exception as e:
-        hint = " (offline: HF_HUB_OFFLINE is set, so only the local cache is searched)" if _offline() else ""
-        raise UserError(
-            f"model {model!r} could not be found{hint}: {type(e).__name__}: {first_line(e)}"
-        ) from None
+        unreachable = None if _offline() else _hub_unreachable()
+        if _offline():
+            why = "is not in the local cache (HF_HUB_OFFLINE is set, so the hub was not asked)"
+        elif unreachable or _connection_failed(e):
+            why = (
+                f"is not in the local cache and the Hugging Face hub could not be reached "
+                f"({unreachable or first_line(e)}); set HF_HUB_OFFLINE=1 to skip the hub without "
+                "waiting, or pass a local diffusers folder"
+            )
+        else:
+            why = f"could not be found: {type(e).__name__}: {first_line(e)}"
+        raise UserError(f"model {model!r} {why}") from None
     return _family_of_class(cfg.get("_class_name", "?"), f"model {model!r}")
 
 
@@ -131,7 +174,7 @@ def load_diffusers_backend(model: str | None = None, *, pipe: Any = None, **sett
         cls_name = _pipeline_class(str(model))
         from diffusers import DiffusionPipeline
 
-        kwargs: dict[str, Any] = {"use_safetensors": True, "local_files_only": _offline()}
+        kwargs: dict[str, Any] = {"use_safetensors": True, "local_files_only": _local_only()}
         if dtype is not None:
             kwargs["torch_dtype"] = dtype
         try:
