@@ -132,16 +132,16 @@ def _pipeline_class(model: str) -> str:
     except Exception as e:
         unreachable = None if _offline() else _hub_unreachable()
         if _offline():
-            why = "is not in the local cache (HF_HUB_OFFLINE is set, so the hub was not asked)"
+            why = "it is not in the local cache (HF_HUB_OFFLINE is set, so the hub was not asked)"
         elif unreachable or _connection_failed(e):
             why = (
-                f"is not in the local cache and the Hugging Face hub could not be reached "
+                f"it is not in the local cache and the Hugging Face hub could not be reached "
                 f"({unreachable or first_line(e)}); set HF_HUB_OFFLINE=1 to skip the hub without "
                 "waiting, or pass a local diffusers folder"
             )
         else:
-            why = f"could not be found: {type(e).__name__}: {first_line(e)}"
-        raise UserError(f"model {model!r} {why}") from None
+            why = f"{type(e).__name__}: {first_line(e)}"
+        raise UserError(f"model {model!r} could not be found: {why}") from None
     return _family_of_class(cfg.get("_class_name", "?"), f"model {model!r}")
 
 
