@@ -426,6 +426,78 @@ def build_hunyuanvideo():
     return _finish(pipe)
 
 
+def _qwen25vl_text(hidden: int = 16):
+    from transformers import Qwen2_5_VLTextConfig, Qwen2_5_VLTextModel
+
+    rope = {"rope_type": "default", "mrope_section": [1, 1, 2], "rope_theta": 10000.0}
+    cfg = Qwen2_5_VLTextConfig(
+        vocab_size=64,
+        hidden_size=hidden,
+        intermediate_size=37,
+        num_hidden_layers=2,  # the pipelines read the hidden state two layers from the top
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        rope_parameters=rope,
+        bos_token_id=3,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
+    return Qwen2_5_VLTextModel(cfg)
+
+
+def chat_tokenizer(max_length: int = 2048):
+    """The WordLevel tokenizer with a minimal chat template (Qwen pipelines format system + user turns)."""
+    tok = make_tokenizer(max_length)
+    tok.chat_template = (
+        "{% for m in messages %}{{ m['role'] }} : {{ m['content'] }} . {% endfor %}"
+        "{% if add_generation_prompt %}assistant : {% endif %}"
+    )
+    return tok
+
+
+def build_hunyuanvideo15():
+    from diffusers import (
+        AutoencoderKLHunyuanVideo15,
+        ClassifierFreeGuidance,
+        FlowMatchEulerDiscreteScheduler,
+        HunyuanVideo15Pipeline,
+        HunyuanVideo15Transformer3DModel,
+    )
+
+    c = 4
+    torch.manual_seed(0)
+    transformer = HunyuanVideo15Transformer3DModel(
+        in_channels=2 * c + 1,  # latents, condition latents, condition mask
+        out_channels=c,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        num_layers=1,
+        num_refiner_layers=1,
+        text_embed_dim=16,
+        text_embed_2_dim=8,
+        image_embed_dim=8,
+        rope_axes_dim=(2, 2, 4),
+        target_size=64,
+        task_type="t2v",
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKLHunyuanVideo15(latent_channels=c, block_out_channels=(8,) * 5, layers_per_block=1)
+    torch.manual_seed(0)
+    pipe = HunyuanVideo15Pipeline(
+        text_encoder=_qwen25vl_text(16),
+        tokenizer=chat_tokenizer(),
+        transformer=transformer,
+        vae=vae,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+        text_encoder_2=_t5(8),
+        tokenizer_2=make_tokenizer(16),
+        guider=ClassifierFreeGuidance(guidance_scale=6.0),
+    )
+    # shorter text and image token runs than the released 1000 / 256 / 729 keep the test fast
+    pipe.tokenizer_max_length, pipe.tokenizer_2_max_length, pipe.vision_num_semantic_tokens = 16, 8, 4
+    return _finish(pipe)
+
+
 def build_mochi():
     from diffusers import (
         AutoencoderKLMochi,
@@ -562,6 +634,7 @@ BUILDERS = {
 # equality with the stock pipeline, a long multi-event video, its size / frame constraints).
 MORE_BUILDERS = {
     "hunyuanvideo": build_hunyuanvideo,
+    "hunyuanvideo15": build_hunyuanvideo15,
     "mochi": build_mochi,
     "skyreels-v2": build_skyreels_v2,
     "skyreels-v2-df": lambda: build_skyreels_v2(diffusion_forcing=True),
@@ -596,6 +669,7 @@ TINY_SETTINGS = {
         "width": 32,
         "model_options": {"native_frames": 9, "max_sequence_length": 16},
     },
+    "hunyuanvideo15": {"height": 32, "width": 32, "model_options": {"native_frames": 9}},
 }
 
 # Variants that are not separate families: CogVideoX 5B-style RoPE, Wan 2.2 A14B-style two experts,

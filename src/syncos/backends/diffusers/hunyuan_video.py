@@ -17,6 +17,11 @@ from syncos.backends.diffusers.common import DiffusersBackend, flow_schedule
 from syncos.errors import UserError
 
 
+def linspace_sigmas(steps: int) -> dict:
+    """The HunyuanVideo pipelines' grid: linspace(1, 0) without its end, shifted by the scheduler."""
+    return {"sigmas": np.linspace(1.0, 0.0, steps + 1)[:-1]}
+
+
 class HunyuanVideoBackend(DiffusersBackend):
     family = "hunyuanvideo"
     options_help = {
@@ -41,10 +46,7 @@ class HunyuanVideoBackend(DiffusersBackend):
         if isinstance(g, bool) or not isinstance(g, int | float):
             raise UserError(f"model_options.embedded_guidance_scale must be a number, got {g!r}")
         self.embedded_guidance = float(g)
-        # the pipeline's grid: linspace(1, 0) without its end, shifted by the scheduler
-        self.schedule = flow_schedule(
-            pipe.scheduler, lambda steps: {"sigmas": np.linspace(1.0, 0.0, steps + 1)[:-1]}
-        )
+        self.schedule = flow_schedule(pipe.scheduler, linspace_sigmas)
 
     def default_size(self) -> tuple[int, int]:
         return 720, 1280

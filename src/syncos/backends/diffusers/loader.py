@@ -29,6 +29,7 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
     "AnimateDiffPipeline": ("animatediff", "unet", "UNetBackend"),
     "TextToVideoSDPipeline": ("modelscope", "unet", "UNetBackend"),
     "HunyuanVideoPipeline": ("hunyuanvideo", "hunyuan_video", "HunyuanVideoBackend"),
+    "HunyuanVideo15Pipeline": ("hunyuanvideo15", "hunyuan_video15", "HunyuanVideo15Backend"),
     "MochiPipeline": ("mochi", "mochi", "MochiBackend"),
     "SkyReelsV2Pipeline": ("skyreels-v2", "skyreels_v2", "SkyReelsV2Backend"),
     "SkyReelsV2DiffusionForcingPipeline": ("skyreels-v2-df", "skyreels_v2", "SkyReelsV2DFBackend"),
