@@ -190,6 +190,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         backend = build_tiny(name) if tiny else build_real(name, args.device, dtype, args.layers, size)
         if args.compile:
             backend.pipe.transformer = torch.compile(backend.pipe.transformer)
+        for method in args.methods:  # warm-up (lazy initialisation, kernel selection), not reported
+            measure(backend, name, min(args.mults), method, 1, 1, decode=False)
         for mult in args.mults:
             for method in args.methods:
                 rows.append(
