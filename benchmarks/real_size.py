@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if args.compile:
             backend.pipe.transformer = torch.compile(backend.pipe.transformer)
         for method in args.methods:  # warm-up (lazy initialisation, kernel selection), not reported
-            measure(backend, name, min(args.mults), method, 1, 1, decode=False)
+            measure(backend, name, min(args.mults), method, 2, 1, decode=False)  # LTX needs 2 steps
         for mult in args.mults:
             for method in args.methods:
                 rows.append(
