@@ -256,3 +256,19 @@ def test_bench_folds_rows_an_interrupted_run_left_per_rank(tmp_path):
     tail = [(r["method"], r["seed"]) for r in read_rows(out / "results.csv")][-3:]
     assert tail == [("syncos", "0"), ("syncos", "1"), ("codenoise", "1")]  # folded, then redone
     assert not (out / "results.rank1.csv").exists()
+
+
+def test_cli_bench_under_two_ranks_reports_once(tmp_path):
+    """`syncos bench` under torchrun: every rank exits 0, rank 0 alone prints and writes the report."""
+    import yaml
+
+    folder = _bench_suite(tmp_path / "suite")
+    for f in folder.glob("[!s]*.yaml"):  # the scenarios (not suite.yaml): the decodable Gaussian model
+        f.write_text(yaml.safe_dump({**yaml.safe_load(f.read_text()), "model": "gaussian"}))
+    out = tmp_path / "out"
+    args = ["cli", "bench", str(folder), "-o", str(out), "--methods", "codenoise", "--seeds", "1"]
+    (rc0, out0, err0, _), (rc1, out1, err1, _) = launch(2, args, tmp_path, timeout=120)
+    assert (rc0, rc1) == (0, 0), err0 + err1
+    assert "summary.md" in out0 and out1 == ""
+    assert "2 whole rows over 2 ranks, 1 chunk-parallel" in err0 and "[rank 1: 1/1] b codenoise" in err1
+    assert len((out / "results.csv").read_text().splitlines()) == 1 + 3

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from syncos import distributed
+from syncos import api, distributed
 from syncos.api import evaluate_frames, generate, video_events
-from syncos.backends import Backend, load_backend
+from syncos.backends import Backend
 from syncos.bench.drift import drift_curve, pixel_features
 from syncos.bench.suite import Suite
 from syncos.bench.table import append_rows, read_rows, row_key
@@ -54,9 +54,10 @@ def drift_curves(backend: Backend, frames: np.ndarray, scorer: Any = None) -> di
 
 
 def run_row(
-    suite: Suite, scenario: str, method: str, seed: int, backends: dict, scorer: Any = None, load=load_backend
+    suite: Suite, scenario: str, method: str, seed: int, backends: dict, scorer: Any = None, load=None
 ):
     """(results row, drift curve, frames) of one run."""
+    load = load or api.load_backend
     sc = load_scenario(suite.resolve(scenario, method, seed))
     settings = sc.model_settings()
     key = json.dumps([sc.model, settings], sort_keys=True, default=str)
@@ -94,11 +95,12 @@ def run_suite(
     scenarios: Sequence[str] | None = None,
     scorer: Any = None,
     log: Callable[[str], None] = print,
-    load: Callable[..., Backend] = load_backend,
+    load: Callable[..., Backend] | None = None,
 ) -> Path:
     """Fill OUTDIR/results.csv (resumable); returns OUTDIR. A failing row is logged and skipped.
 
-    ``load(model, **settings)`` builds backends (tests pass fakes); one is kept per setting.
+    ``load(model, **settings)`` builds backends (default ``api.load_backend``; tests pass fakes);
+    one is kept per setting.
     """
     check_outdir(outdir)
     methods = list(methods or suite.methods)
