@@ -23,17 +23,10 @@ import yaml
 from syncos.cli import _overrides, build_parser, main
 from syncos.errors import UserError
 from syncos.scenario import load_scenario
+from test_cli import SCENARIO
 
-BASE = {
-    "model": "toyworld",
-    "global_prompt": "a red ball on green grass",
-    "events": [
-        {"prompt": "the ball moves to the right", "frames": 12},
-        {"prompt": "the ball jumps", "frames": 12},
-    ],
-    "sampler": {"method": "codenoise", "steps": 1, "iterations": 1, "t_min": 0},
-    "seed": 0,
-}
+# the command-line tests' scenario at its cheapest: one step of co-denoising by default
+BASE = {**SCENARIO, "sampler": {"method": "codenoise", "steps": 1, "iterations": 1, "t_min": 0}}
 CASES, SEED = 300, 13
 MAX_RUNS = {"codenoise": 6, "independent": 2, "syncos": 3, "fifo": 1}  # FIFO takes >= L steps
 MEMORY_BOUND = 1536 * 2**20  # bytes of peak RSS growth over the whole fuzz run

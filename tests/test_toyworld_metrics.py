@@ -73,3 +73,22 @@ def test_per_frame_attributes(clips):
     assert a.night[0] < 0.05 and a.night[-1] > 0.95
     by_distance = consistency_by_distance(a)
     assert by_distance["subject"].shape == (24,) and by_distance["subject"][0] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("colour", [0, 128, 255, (255, 0, 0)])
+@pytest.mark.parametrize("events", [EVENTS, [(0, 24, "the ball")]])
+def test_empty_or_constant_videos_score_low_on_every_metric(colour, events):
+    """No metric rewards a video with nothing in it: black, grey, white or one colour throughout
+    (the old metrics gave a black video 1.0 subject consistency and smoothness)."""
+    flat = np.empty((24, 256, 256, 3), np.uint8)
+    flat[...] = colour
+    s = evaluate(flat, "a ball", events)
+    assert max(s.values()) < 0.2, s
+
+
+def test_validity_leaves_sampled_videos_alone(clips):
+    """The frame validity is 1 on a clean video, so it changes no score of a real sample."""
+    from syncos.backends.toyworld.metrics import validity
+
+    _, v = clips
+    assert validity(decode_frames(v["clean"])).min() == 1.0

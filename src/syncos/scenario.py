@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from syncos.errors import UserError, first_line
+from syncos.errors import UserError, first_line, shown, type_name
 from syncos.samplers import SAMPLERS
 from syncos.timeline import PROMPT_MODES
 
@@ -105,33 +105,12 @@ class Scenario:
         return out
 
 
-def _type_name(types: tuple[type, ...]) -> str:
-    if set(types) == {int, float}:
-        return "a number"
-    return " or ".join(
-        {
-            int: "an integer",
-            float: "a number",
-            str: "a string",
-            bool: "true/false",
-            dict: "a mapping",
-            list: "a list",
-        }[t]
-        for t in types
-    )
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _check(value: Any, types: tuple[type, ...], where: str, nullable: bool = True) -> Any:
     if value is None and nullable:
         return None
     ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
     if not ok:
-        raise UserError(f"{where}: expected {_type_name(types)}, got {_shown(value)}")
+        raise UserError(f"{where}: expected {type_name(types)}, got {shown(value)}")
     return value
 
 
@@ -168,7 +147,7 @@ def _event(raw: Any, i: int) -> Event:
     where = f"events[{i}]"
     if not isinstance(raw, Mapping):
         raise UserError(
-            f"{where}: expected a mapping with 'prompt' and 'frames' or 'seconds', got {_shown(raw)}"
+            f"{where}: expected a mapping with 'prompt' and 'frames' or 'seconds', got {shown(raw)}"
         )
     _unknown(raw, ("prompt", "frames", "seconds"), where)
     if "prompt" not in raw:
@@ -191,10 +170,10 @@ def _sampler(raw: Any) -> tuple[str, int | None, str, dict[str, Any]]:
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
-        raise UserError(f"sampler: expected a mapping, got {_shown(raw)}")
+        raise UserError(f"sampler: expected a mapping, got {shown(raw)}")
     method = _check(raw.get("method", "syncos"), (str,), "sampler.method", nullable=False)
     if method not in SAMPLERS:
-        raise UserError(f"sampler.method: unknown method {_shown(method)}; allowed: {', '.join(SAMPLERS)}")
+        raise UserError(f"sampler.method: unknown method {shown(method)}; allowed: {', '.join(SAMPLERS)}")
     # Options of the other samplers are allowed, so one scenario serves every method (`--method
     # codenoise` on a SynCoS scenario): they are checked by the sampler they belong to and kept
     # (run.json records them as unused); a key no sampler knows is an error.
@@ -235,7 +214,7 @@ def parse_scenario(raw: Any) -> Scenario:
     global_prompt = _prompt(raw["global_prompt"], "global_prompt")
     events_raw = raw.get("events")
     if not isinstance(events_raw, list) or not events_raw:
-        raise UserError(f"events: expected a non-empty list of events, got {_shown(events_raw)}")
+        raise UserError(f"events: expected a non-empty list of events, got {shown(events_raw)}")
     events = tuple(_event(e, i) for i, e in enumerate(events_raw))
     method, stride, prompt_mode, options = _sampler(raw.get("sampler"))
     seed = _check(raw.get("seed", 0), (int,), "seed", nullable=False)
@@ -327,7 +306,7 @@ def apply_overrides(raw: dict[str, Any], assignments: list[str]) -> dict[str, An
         key = key.strip()
         if not sep or not _KEY.fullmatch(key):
             raise UserError(
-                f"--set {_shown(item)}: expected key=value, e.g. sampler.lr=0.5, height=480 "
+                f"--set {shown(item)}: expected key=value, e.g. sampler.lr=0.5, height=480 "
                 "or events[0].frames=30"
             )
         try:
@@ -343,19 +322,19 @@ def apply_overrides(raw: dict[str, Any], assignments: list[str]) -> dict[str, An
             if isinstance(part, int):
                 if not isinstance(node, list) or part >= len(node):
                     size = _list_size(node)
-                    raise UserError(f"--set {_shown(item)}: {_path_name(path[:i])} {size}")
+                    raise UserError(f"--set {shown(item)}: {_path_name(path[:i])} {size}")
                 node = node[part]
             else:
                 if not isinstance(node, dict) or not isinstance(node.get(part, {}), (dict, list)):
-                    raise UserError(f"--set {_shown(item)}: {where!r} is not a section")
+                    raise UserError(f"--set {shown(item)}: {where!r} is not a section")
                 node = node.setdefault(part, [] if isinstance(path[i + 1], int) else {})
         last = path[-1]
         if isinstance(last, int):
             if not isinstance(node, list) or last >= len(node):
                 size = _list_size(node)
-                raise UserError(f"--set {_shown(item)}: {_path_name(path[:-1])} {size}")
+                raise UserError(f"--set {shown(item)}: {_path_name(path[:-1])} {size}")
         elif not isinstance(node, dict):
-            raise UserError(f"--set {_shown(item)}: {_path_name(path[:-1])!r} is not a section")
+            raise UserError(f"--set {shown(item)}: {_path_name(path[:-1])!r} is not a section")
         node[last] = value
     return out
 

@@ -13,7 +13,7 @@ import torch
 
 from syncos.backends.base import Backend
 from syncos.denoiser import Counter, Denoiser
-from syncos.errors import UserError
+from syncos.errors import UserError, shown, type_name
 from syncos.fusion import crop, fuse
 from syncos.solvers import DDIM, History, Solver, step
 from syncos.timeline import Plan
@@ -43,12 +43,6 @@ class SamplerOptions:
 # Option values are checked where the options are built, so the command line, the Python API and
 # the bench all get the same one-line UserError naming the key as a scenario writes it (sampler.KEY).
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "None": type(None)}
-_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true/false"}
-
-
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def check_types(options: object) -> None:
@@ -63,9 +57,8 @@ def check_types(options: object) -> None:
             object.__setattr__(options, f.name, value)  # frozen: set the coerced value once
         ok = isinstance(value, tuple(allowed)) and (bool in allowed or not isinstance(value, bool))
         if not ok:
-            names = " or ".join(_TYPE_NAMES[t] for t in allowed if t in _TYPE_NAMES)
-            nullable = " (or null)" if type(None) in allowed else ""
-            raise UserError(f"sampler.{f.name}: expected {names}{nullable}, got {_shown(value)}")
+            expected = type_name(tuple(allowed)) + (" (or null)" if type(None) in allowed else "")
+            raise UserError(f"sampler.{f.name}: expected {expected}, got {shown(value)}")
         if isinstance(value, float) and not math.isfinite(value):
             raise UserError(f"sampler.{f.name}: must be a finite number, got {value}")
 
@@ -84,7 +77,7 @@ def check_range(options: object, name: str, lo: float, hi: float, *, open_lo: bo
 def check_choice(options: object, name: str, allowed: tuple[str, ...]) -> None:
     value = getattr(options, name)
     if value not in allowed:
-        raise UserError(f"sampler.{name}: must be one of {', '.join(allowed)}, got {_shown(value)}")
+        raise UserError(f"sampler.{name}: must be one of {', '.join(allowed)}, got {shown(value)}")
 
 
 @dataclass(frozen=True)
