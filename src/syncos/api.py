@@ -89,9 +89,11 @@ def check_fits(scenario: Scenario, backend: Backend) -> None:
     """Refuse, before anything is allocated, what this model cannot run: a stride longer than its
     chunk, more steps than its schedule has, a video whose latent and frames would not fit in memory."""
     L = backend.chunk_length
-    if scenario.stride is not None and scenario.stride > L:
+    stride = scenario.stride or backend.default_stride
+    if stride > L:
+        default = "" if scenario.stride else " (the model's default; set sampler.stride)"
         raise UserError(
-            f"sampler.stride: must be in [1, {L}] (this model's chunk length), got {scenario.stride}"
+            f"sampler.stride: must be in [1, {L}] (this model's chunk length), got {stride}{default}"
         )
     options = scenario.sampler_options()
     steps = options.levels(L) if hasattr(options, "levels") else options.steps
@@ -107,7 +109,6 @@ def check_fits(scenario: Scenario, backend: Backend) -> None:
             f"({MAX_VIDEO_FRAMES / fps / 60:.0f} minutes at {fps:g} fps)"
         )
     latent_frame = 4 * math.prod(backend.latent_shape(1))
-    stride = scenario.stride or backend.default_stride
     per_latent_frame = latent_frame * (LATENT_COPIES + CHUNK_COPIES * L / max(1, stride))
     height, width = getattr(backend, "height", 0), getattr(backend, "width", 0)
     # backends with their own metrics score the whole decoded video at once; the others stream it
