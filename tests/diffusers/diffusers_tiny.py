@@ -307,8 +307,8 @@ def _ddim(**overrides):
     return DDIMScheduler(**{**kw, **overrides})
 
 
-def build_animatediff(**ddim):
-    from diffusers import AnimateDiffPipeline, MotionAdapter, UNet2DConditionModel
+def build_animatediff(unipc: bool = False, **ddim):
+    from diffusers import AnimateDiffPipeline, MotionAdapter, UNet2DConditionModel, UniPCMultistepScheduler
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
@@ -337,7 +337,7 @@ def build_animatediff(**ddim):
         tokenizer=make_tokenizer(77),
         unet=unet,
         motion_adapter=motion,
-        scheduler=_ddim(**ddim),
+        scheduler=UniPCMultistepScheduler.from_config(_ddim().config) if unipc else _ddim(**ddim),
     )
     return _finish(pipe)
 
@@ -682,6 +682,7 @@ VARIANTS = {
     "wan-ti2v": (lambda: build_wan(expand_timesteps=True), "wan"),  # Wan 2.2 TI2V: per-token timesteps
     "wan-experts-unipc": (lambda: build_wan(two_experts=True, unipc=True), "wan"),
     "animatediff-clip": (lambda: build_animatediff(clip_sample=True), "animatediff"),
+    "animatediff-unipc": (lambda: build_animatediff(unipc=True), "animatediff"),
     "animatediff-threshold": (
         lambda: build_animatediff(thresholding=True, sample_max_value=3.0),
         "animatediff",

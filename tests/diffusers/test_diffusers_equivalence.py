@@ -26,6 +26,7 @@ TOLERANCE = {
     "modelscope": 1e-5,
     "wan-unipc": 1e-5,
     "wan-experts-unipc": 1e-5,
+    "animatediff-unipc": 1e-5,
     "animatediff-clip": 1e-5,
     "animatediff-threshold": 1e-5,
 }
@@ -112,3 +113,8 @@ def test_the_step_rule_and_clipping_matter():
         relative_error(mine, stock("wan-unipc", wan, noise, prompt)) > 1e-3
     )  # 1.5e-2: Euler on UniPC's grid
     assert relative_error(ours(load("animatediff"))[0], ours(load("animatediff-clip"))[0]) > 0.1
+    unet = load(
+        "animatediff-unipc", model_options={**TINY_SETTINGS["animatediff"]["model_options"], "solver": "ddim"}
+    )
+    mine, noise, prompt = ours(unet)
+    assert relative_error(mine, stock("animatediff-unipc", unet, noise, prompt)) > 1e-3

@@ -97,7 +97,7 @@ def test_not_an_ode_step_is_ddim_and_restarts_the_history():
     [
         ("DPMSolverMultistepScheduler", "its step rule"),
         ("EulerDiscreteScheduler", "its step rule"),
-        ("UniPCMultistepScheduler", "UniPC on a VP"),
+        ("DDPMScheduler", "its step rule"),
     ],
 )
 def test_schedulers_that_differ_are_refused_in_one_line(scheduler, what):

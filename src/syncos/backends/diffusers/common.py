@@ -28,7 +28,7 @@ COMMON_OPTIONS: dict[str, str] = {
     "stride": "default stride in latent frames",
     "decode_tile": "latent frames decoded at once (default: chunk_length)",
     "decode_overlap": "latent frames shared by neighbouring decode tiles",
-    "solver": "'auto' (the pipeline scheduler's step rule; default) or 'ddim' (DDIM/Euler steps on its grid)",
+    "solver": "'auto' (the pipeline scheduler's step rule; default) or 'ddim' (DDIM/Euler steps instead)",
 }
 
 # Scheduler classes whose step rule syncos reproduces, and the rule.
@@ -59,8 +59,6 @@ def scheduler_solver(scheduler: Any, choice: str | None) -> tuple[Solver, X0Limi
     if name == UNIPC:
         if not cfg.get("predict_x0", True) or cfg.get("solver_p") is not None:
             differs = "its noise-prediction form (predict_x0=False) or solver_p"
-        elif not cfg.get("use_flow_sigmas"):
-            differs = "UniPC on a VP (non flow-sigma) grid"
         else:
             solver = Solver(
                 "unipc",
@@ -79,9 +77,9 @@ def scheduler_solver(scheduler: Any, choice: str | None) -> tuple[Solver, X0Limi
     if differs:
         raise UserError(
             f"the pipeline's {name} is not reproduced ({differs} differs from syncos's DDIM/Euler and "
-            "flow UniPC steps); for results equal to stock load it with DDIMScheduler, "
-            "FlowMatchEulerDiscreteScheduler or UniPC(use_flow_sigmas=True), or set "
-            "model_options.solver: ddim to take DDIM steps on its grid"
+            "UniPC steps); for results equal to stock load it with DDIMScheduler, "
+            "FlowMatchEulerDiscreteScheduler or UniPCMultistepScheduler, or set "
+            "model_options.solver: ddim to take DDIM steps on its noise schedule"
         )
     return DDIM, limit
 
@@ -115,6 +113,27 @@ def vp_schedule_from_config(config: Any) -> VPSchedule:
             final_alpha_cumprod=float(sched.alphas_cumprod[0]),
         )
     return sched
+
+
+@dataclass(frozen=True)
+class PipelineVPSchedule(VPSchedule):
+    """A VP schedule whose grid is a multistep scheduler's own (UniPC's): its timesteps and sigmas.
+
+    DDIM steps from t to t - T/steps; UniPC steps to its next grid timestep, with its own
+    spacing and terminal sigma, so the sampling points are read from a private copy of it.
+    """
+
+    scheduler: Any = field(default=None, compare=False, repr=False)
+
+    def grid(self, steps: int) -> Grid:
+        _check_steps(steps, self.num_train_timesteps)
+        sched = copy.deepcopy(self.scheduler)
+        sched.set_timesteps(steps, device="cpu")
+        ve = torch.as_tensor(sched.sigmas)[: steps + 1].double()  # sqrt((1 - abar) / abar)
+        alpha = 1 / (1 + ve**2).sqrt()
+        sigma = ve * alpha
+        ts = torch.as_tensor(sched.timesteps)[:steps].double()
+        return Grid(ts, alpha[:steps], sigma[:steps], alpha[1 : steps + 1], sigma[1 : steps + 1])
 
 
 @dataclass(frozen=True)
@@ -217,6 +236,15 @@ class DiffusersBackend:
         self._cache: dict[str, Any] = {}
         self._setup()
         self.solver, self.x0_limit = scheduler_solver(self.pipe.scheduler, self.options.get("solver"))
+        if type(self.pipe.scheduler).__name__ == UNIPC and type(self.schedule) is VPSchedule:
+            s = self.schedule
+            self.schedule = PipelineVPSchedule(
+                s.alphas_cumprod,
+                s.spacing,
+                s.steps_offset,
+                s.final_alpha_cumprod,
+                scheduler=self.pipe.scheduler,
+            )
         self.fps = float(fps) if fps is not None else float(self.default_fps)
         if self.fps <= 0:
             raise UserError(f"fps must be > 0, got {fps!r}")
