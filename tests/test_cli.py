@@ -291,6 +291,10 @@ def test_bench_summary_wording(tmp_path):
     text = write_report(tmp_path, methods=["a", "b"]).read_text()
     assert "x 1 seed (0)." in text
     assert "| b | 20.000 (every scenario) | 0.100 ± 0.248 |" in text  # NFE: a design constant, no *
+    from syncos.bench.report import load, unit_interval
+
+    parsed, _, _ = load(tmp_path)
+    assert unit_interval(parsed, "clean") and not unit_interval(parsed, "nfe")  # clean's error bars clipped
 
 
 def test_unreachable_hub_says_so_without_waiting(tmp_path, monkeypatch, capsys):
