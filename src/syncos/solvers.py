@@ -2,9 +2,10 @@
 
 A stock pipeline hands its model output to a stateful diffusers scheduler. Samplers here fuse
 chunk estimates into one long (x0, eps) per step and then apply the same rule statelessly on the
-fused latent: DDIM with eta = 0 (the Euler step for flow matching), or UniPC's multistep
-predictor-corrector (the scheduler Wan ships), written in x0 ("data prediction") form with the
-history of earlier estimates carried explicitly in a :class:`History` value.
+fused latent: DDIM with eta = 0 (the Euler step for flow matching), UniPC's multistep
+predictor-corrector (the scheduler Wan ships) or DPM-Solver++ 2M (Sana-Video's), written in x0
+("data prediction") form with the history of earlier estimates carried explicitly in a
+:class:`History` value.
 
 A multistep rule is only valid along an ODE trajectory. Where a sampler leaves it (SynCoS's
 stage-2 re-noising), the step is first order and the history starts again.
@@ -22,18 +23,25 @@ from syncos.schedules import Grid
 
 @dataclass(frozen=True)
 class Solver:
-    """A step rule; the defaults are DDIM. ``unipc`` mirrors UniPCMultistepScheduler(predict_x0=True)."""
+    """A step rule; the defaults are DDIM.
 
-    name: str = "ddim"  # "ddim" or "unipc"
+    ``unipc`` mirrors UniPCMultistepScheduler(predict_x0=True), ``dpmsolver++`` mirrors
+    DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order <= 2).
+    """
+
+    name: str = "ddim"  # "ddim", "unipc" or "dpmsolver++"
     order: int = 1
-    variant: str = "bh2"  # UniPC's B(h): "bh1" or "bh2"
+    variant: str = "bh2"  # UniPC's B(h): "bh1" / "bh2"; DPM-Solver++'s "midpoint" / "heun"
     corrector: bool = True  # UniC after each network evaluation
     lower_order_final: bool = True
     disable_corrector: tuple[int, ...] = ()
+    euler_at_final: bool = False  # DPM-Solver++: the last step first order (also when it ends at sigma 0)
 
     def describe(self) -> str:
         if self.name == "ddim":
             return "ddim"
+        if self.name == "dpmsolver++":
+            return f"dpmsolver++-{self.variant} order {self.order}"
         return f"unipc-{self.variant} order {self.order}" + ("" if self.corrector else " without corrector")
 
 
@@ -116,6 +124,8 @@ def step(
     h = history or History()
     a, s = float(grid.alpha[k]), float(grid.sigma[k])
     lam = _lam(a, s)
+    if solver.name == "dpmsolver++":
+        return _dpm(solver, len(grid), k, x, x0, h, a_next, s_next, s, lam), History((x0,), (lam,))
     if solver.corrector and h.last_x is not None and k - 1 not in solver.disable_corrector:
         s_prev = float(grid.sigma[k - 1])
         x = _uni(
@@ -126,3 +136,17 @@ def step(
     order = min(solver.order, len(grid) - k if solver.lower_order_final else solver.order, len(xs))
     x_next = _uni(x, x0, xs[-2::-1], lams[-2::-1], lam, a_next, s_next, s, order, solver.variant)
     return x_next, History(xs, lams, last_x=x, last_order=order)
+
+
+def _dpm(solver: Solver, n: int, k: int, x, x0, h: History, a_t: float, s_t: float, s_s: float, lam: float):
+    """DPM-Solver++ 2M (midpoint or Heun), first order on the first step and where diffusers drops it."""
+    hh = _lam(a_t, s_t) - lam
+    phi = math.expm1(-hh)  # exp(-h) - 1
+    x_t = (s_t / s_s) * x - (a_t * phi) * x0
+    final_first = k == n - 1 and (solver.euler_at_final or s_t == 0 or (solver.lower_order_final and n < 15))
+    if solver.order == 1 or not h.x0 or final_first:
+        return x_t
+    d1 = (x0 - h.x0[-1]) * (hh / (lam - h.lam[-1]))  # (m0 - m1) / r0
+    if solver.variant == "heun":
+        return x_t + (a_t * (phi / hh + 1.0)) * d1
+    return x_t - (0.5 * a_t * phi) * d1

@@ -307,8 +307,10 @@ def _ddim(**overrides):
     return DDIMScheduler(**{**kw, **overrides})
 
 
-def build_animatediff(unipc: bool = False, **ddim):
-    from diffusers import AnimateDiffPipeline, MotionAdapter, UNet2DConditionModel, UniPCMultistepScheduler
+def build_animatediff(scheduler: str | None = None, **ddim):
+    """AnimateDiff with DDIM (``ddim`` overrides its config) or ``scheduler`` built from DDIM's config."""
+    import diffusers
+    from diffusers import AnimateDiffPipeline, MotionAdapter, UNet2DConditionModel
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
@@ -337,7 +339,7 @@ def build_animatediff(unipc: bool = False, **ddim):
         tokenizer=make_tokenizer(77),
         unet=unet,
         motion_adapter=motion,
-        scheduler=UniPCMultistepScheduler.from_config(_ddim().config) if unipc else _ddim(**ddim),
+        scheduler=getattr(diffusers, scheduler).from_config(_ddim().config) if scheduler else _ddim(**ddim),
     )
     return _finish(pipe)
 
@@ -682,7 +684,8 @@ VARIANTS = {
     "wan-ti2v": (lambda: build_wan(expand_timesteps=True), "wan"),  # Wan 2.2 TI2V: per-token timesteps
     "wan-experts-unipc": (lambda: build_wan(two_experts=True, unipc=True), "wan"),
     "animatediff-clip": (lambda: build_animatediff(clip_sample=True), "animatediff"),
-    "animatediff-unipc": (lambda: build_animatediff(unipc=True), "animatediff"),
+    "animatediff-unipc": (lambda: build_animatediff("UniPCMultistepScheduler"), "animatediff"),
+    "animatediff-dpm": (lambda: build_animatediff("DPMSolverMultistepScheduler"), "animatediff"),
     "animatediff-threshold": (
         lambda: build_animatediff(thresholding=True, sample_max_value=3.0),
         "animatediff",

@@ -27,6 +27,7 @@ TOLERANCE = {
     "wan-unipc": 1e-5,
     "wan-experts-unipc": 1e-5,
     "animatediff-unipc": 1e-5,
+    "animatediff-dpm": 1e-5,
     "animatediff-clip": 1e-5,
     "animatediff-threshold": 1e-5,
 }

@@ -93,14 +93,15 @@ def test_not_an_ode_step_is_ddim_and_restarts_the_history():
 
 
 @pytest.mark.parametrize(
-    "scheduler,what",
+    "scheduler,kwargs,what",
     [
-        ("DPMSolverMultistepScheduler", "its step rule"),
-        ("EulerDiscreteScheduler", "its step rule"),
-        ("DDPMScheduler", "its step rule"),
+        ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}, "an algorithm other than"),
+        ("DPMSolverMultistepScheduler", {"solver_order": 3}, "an algorithm other than"),
+        ("EulerDiscreteScheduler", {}, "its step rule"),
+        ("DDPMScheduler", {}, "its step rule"),
     ],
 )
-def test_schedulers_that_differ_are_refused_in_one_line(scheduler, what):
+def test_schedulers_that_differ_are_refused_in_one_line(scheduler, kwargs, what):
     from diffusers_tiny import TINY_SETTINGS, tiny_pipe
 
     import diffusers
@@ -108,7 +109,7 @@ def test_schedulers_that_differ_are_refused_in_one_line(scheduler, what):
     from syncos.errors import UserError
 
     pipe = tiny_pipe("animatediff")
-    pipe.scheduler = getattr(diffusers, scheduler).from_config(pipe.scheduler.config)
+    pipe.scheduler = getattr(diffusers, scheduler).from_config(pipe.scheduler.config, **kwargs)
     with pytest.raises(
         UserError, match=f"{scheduler} is not reproduced \\({what}.*model_options.solver: ddim"
     ) as e:
@@ -119,6 +120,67 @@ def test_schedulers_that_differ_are_refused_in_one_line(scheduler, what):
         None, pipe=pipe, **{**TINY_SETTINGS["animatediff"], "model_options": opts}
     )
     assert backend.solver == DDIM  # the explicit choice loads and is what run.json records
+
+
+@pytest.mark.parametrize(
+    "flow,variant,lower_order_final,euler_at_final",
+    [(True, "midpoint", True, False), (True, "heun", False, False), (True, "midpoint", False, True),
+     (False, "midpoint", True, False), (False, "heun", False, False)],
+)  # fmt: skip
+def test_dpmsolver_matches_the_diffusers_scheduler(flow, variant, lower_order_final, euler_at_final):
+    from diffusers import DPMSolverMultistepScheduler
+    from syncos.backends.diffusers.common import PipelineVPSchedule, flow_schedule
+
+    steps = 7
+    kw = dict(solver_type=variant, lower_order_final=lower_order_final, euler_at_final=euler_at_final)
+    if flow:
+        kw.update(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)
+    sched = DPMSolverMultistepScheduler(**kw)
+    vp = PipelineVPSchedule(torch.as_tensor(sched.alphas_cumprod).double(), scheduler=sched)
+    grid = (flow_schedule(sched) if flow else vp).grid(steps)
+    sched.set_timesteps(steps)
+    solver = Solver(
+        "dpmsolver++", 2, variant, lower_order_final=lower_order_final, euler_at_final=euler_at_final
+    )
+    x = torch.randn(2, 3, 8, generator=torch.Generator().manual_seed(0))
+    ref, mine, history = x.clone(), x.clone(), None
+    for k, t in enumerate(sched.timesteps):
+        a, s = float(grid.alpha[k]), float(grid.sigma[k])
+        x0_ref = fake_x0(ref, s)
+        out = (ref - x0_ref) / s if flow else (ref - a * x0_ref) / s  # velocity / eps of x0 = fake_x0
+        ref = sched.step(out, t, ref, return_dict=False)[0]
+        x0 = fake_x0(mine, s)
+        mine, history = step(solver, grid, k, mine, x0, (mine - a * x0) / s, history)
+    torch.testing.assert_close(mine, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_shipped_dpmsolver_of_sana_video_equals_stock():
+    """Sana-Video ships DPM-Solver++ 2M on flow sigmas: one chunk equals the stock pipeline."""
+    from diffusers_tiny import TINY_SETTINGS, one_chunk, relative_error, tiny_pipe
+
+    from diffusers import DPMSolverMultistepScheduler
+    from syncos.backends.diffusers import load_diffusers_backend
+
+    def pipe():
+        p = tiny_pipe("sana-video")
+        p.scheduler = DPMSolverMultistepScheduler(
+            prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=8.0, solver_order=2
+        )
+        return p
+
+    b = load_diffusers_backend(None, pipe=pipe(), **TINY_SETTINGS["sana-video"])
+    assert b.solver.name == "dpmsolver++"
+    mine, noise, prompt = one_chunk(b, 4, 6.0)
+    ref = pipe()(
+        prompt=prompt, negative_prompt="", height=b.height, width=b.width,
+        frames=b.video_frames(b.chunk_length), num_inference_steps=4, guidance_scale=6.0,
+        max_sequence_length=b.max_sequence_length, use_resolution_binning=False, latents=noise[None],
+        output_type="latent",
+    ).frames[0]  # fmt: skip
+    assert relative_error(mine, ref) < 1e-5
+    euler = load_diffusers_backend(None, pipe=pipe(), **{**TINY_SETTINGS["sana-video"], "model_options": {
+        **TINY_SETTINGS["sana-video"].get("model_options", {}), "solver": "ddim"}})  # fmt: skip
+    assert relative_error(one_chunk(euler, 4, 6.0)[0], ref) > 1e-3  # the step rule matters here
 
 
 def test_syncos_records_its_first_order_steps():

@@ -33,7 +33,7 @@ COMMON_OPTIONS: dict[str, str] = {
 
 # Scheduler classes whose step rule syncos reproduces, and the rule.
 DDIM_SCHEDULERS = ("DDIMScheduler", "CogVideoXDDIMScheduler", "FlowMatchEulerDiscreteScheduler")
-UNIPC = "UniPCMultistepScheduler"
+UNIPC, DPM = "UniPCMultistepScheduler", "DPMSolverMultistepScheduler"
 
 
 def scheduler_solver(scheduler: Any, choice: str | None) -> tuple[Solver, X0Limit | None]:
@@ -68,6 +68,20 @@ def scheduler_solver(scheduler: Any, choice: str | None) -> tuple[Solver, X0Limi
                 disable_corrector=tuple(cfg.get("disable_corrector") or ()),
             )
             return solver, limit
+    elif name == DPM:
+        if cfg.get("algorithm_type") != "dpmsolver++" or int(cfg.get("solver_order", 2)) > 2:
+            differs = "an algorithm other than dpmsolver++ of order 1 or 2"
+        elif cfg.get("variance_type") is not None:
+            differs = "a learned variance"
+        else:
+            solver = Solver(
+                "dpmsolver++",
+                order=int(cfg.get("solver_order", 2)),
+                variant=cfg.get("solver_type", "midpoint"),
+                lower_order_final=bool(cfg.get("lower_order_final", True)),
+                euler_at_final=bool(cfg.get("euler_at_final", False)),
+            )
+            return solver, limit
     elif name not in DDIM_SCHEDULERS:
         differs = "its step rule"
     elif cfg.get("stochastic_sampling"):
@@ -77,8 +91,8 @@ def scheduler_solver(scheduler: Any, choice: str | None) -> tuple[Solver, X0Limi
     if differs:
         raise UserError(
             f"the pipeline's {name} is not reproduced ({differs} differs from syncos's DDIM/Euler and "
-            "UniPC steps); for results equal to stock load it with DDIMScheduler, "
-            "FlowMatchEulerDiscreteScheduler or UniPCMultistepScheduler, or set "
+            "UniPC / DPM-Solver++ steps); for results equal to stock load it with DDIMScheduler, "
+            "FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler or DPMSolverMultistepScheduler, or set "
             "model_options.solver: ddim to take DDIM steps on its noise schedule"
         )
     return DDIM, limit
@@ -117,10 +131,10 @@ def vp_schedule_from_config(config: Any) -> VPSchedule:
 
 @dataclass(frozen=True)
 class PipelineVPSchedule(VPSchedule):
-    """A VP schedule whose grid is a multistep scheduler's own (UniPC's): its timesteps and sigmas.
+    """A VP schedule on a multistep scheduler's own grid (UniPC's, DPM-Solver's): its timesteps, sigmas.
 
-    DDIM steps from t to t - T/steps; UniPC steps to its next grid timestep, with its own
-    spacing and terminal sigma, so the sampling points are read from a private copy of it.
+    DDIM steps from t to t - T/steps; these step to their next grid timestep, with their own
+    spacing and terminal sigma, so the sampling points are read from a private copy of the scheduler.
     """
 
     scheduler: Any = field(default=None, compare=False, repr=False)
@@ -236,7 +250,7 @@ class DiffusersBackend:
         self._cache: dict[str, Any] = {}
         self._setup()
         self.solver, self.x0_limit = scheduler_solver(self.pipe.scheduler, self.options.get("solver"))
-        if type(self.pipe.scheduler).__name__ == UNIPC and type(self.schedule) is VPSchedule:
+        if type(self.pipe.scheduler).__name__ in (UNIPC, DPM) and type(self.schedule) is VPSchedule:
             s = self.schedule
             self.schedule = PipelineVPSchedule(
                 s.alphas_cumprod,
