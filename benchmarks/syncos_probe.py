@@ -1,10 +1,13 @@
-"""Which parts of SynCoS help on toyworld, and why: a small grid of sampler variants.
+"""Which parts of SynCoS earn what on toyworld: sampler variants over a folder of scenarios.
 
-Each variant runs the same scenarios and seeds; the script prints one row per variant with the
-mean and a 95% interval (t-distribution over scenario x seed) of every toyworld metric, and
-appends raw rows to a CSV so an interrupted run resumes.
+Every variant runs every scenario and seed with the same initial noise; rows go to a CSV (an
+interrupted run resumes). The report averages the seeds within each scenario first, then gives
+the mean over scenarios and its 95% t-interval, the same for the difference to a baseline
+paired by scenario, and the network evaluations (NFE) of every row next to its quality.
 
-    OMP_NUM_THREADS=1 python benchmarks/syncos_probe.py --seeds 4 --out benchmarks/results/probe.csv
+    OMP_NUM_THREADS=1 python benchmarks/syncos_probe.py benchmarks/suites/toyworld \\
+        --seeds 2 --out benchmarks/results/probe/suite.csv --variants codenoise default renoise
+    # another resolution / the flow schedule: --model-option scale=2 / --model-option schedule=flow
 """
 
 from __future__ import annotations
@@ -14,59 +17,16 @@ import csv
 import json
 import math
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 import syncos
 from syncos.api import evaluate_frames
 
-SCENARIOS = {
-    # colour and lighting left open: chunks must agree on them with no prompt to pin them
-    "open-colour": {
-        "global_prompt": "a ball on the grass",
-        "events": [
-            {"prompt": "the ball moves to the right", "frames": 24},
-            {"prompt": "the ball jumps", "frames": 24},
-        ],
-    },
-    # everything global pinned, drift (hue, brightness) is what can go wrong
-    "pinned": {
-        "global_prompt": "a red ball on green grass by day",
-        "events": [
-            {"prompt": "the ball moves to the right", "frames": 24},
-            {"prompt": "the ball stays still", "frames": 24},
-        ],
-    },
-    "story": {
-        "global_prompt": "a blue square in the desert",
-        "events": [
-            {"prompt": "the square grows", "frames": 16},
-            {"prompt": "the square moves to the left", "frames": 16},
-            {"prompt": "night falls", "frames": 16},
-        ],
-    },
-}
-
-VARIANTS = {
-    "codenoise": {"method": "codenoise"},
-    "syncos (paper)": {"method": "syncos"},
-    "syncos reversion=predicted": {"method": "syncos", "reversion": "predicted"},
-    "syncos kernel=clean": {"method": "syncos", "kernel": "clean"},
-    "syncos lr=0.05": {"method": "syncos", "lr": 0.05},
-    "syncos lr=0.05 clean t_min=700": {"method": "syncos", "lr": 0.05, "kernel": "clean", "t_min": 700.0},
-    "syncos t_min=700": {"method": "syncos", "t_min": 700.0},
-    "syncos clean t_min=700": {"method": "syncos", "kernel": "clean", "t_min": 700.0},
-    "syncos chain_rule": {"method": "syncos", "chain_rule": True},
-    "syncos chain_rule lr=0.05": {"method": "syncos", "chain_rule": True, "lr": 0.05},
-    "syncos chain_rule clean lr=0.05": {
-        "method": "syncos",
-        "chain_rule": True,
-        "kernel": "clean",
-        "lr": 0.05,
-    },
-}
 METRICS = (
     "subject_consistency",
     "background_consistency",
@@ -76,46 +36,124 @@ METRICS = (
     "clean",
 )
 
+# name -> sampler section (method + options); the comparison's rows and the levers of issue 10
+VARIANTS: dict[str, dict] = {
+    "independent": {"method": "independent"},
+    "codenoise": {"method": "codenoise"},
+    "fifo": {"method": "fifo"},
+    "paper": {"method": "syncos", "preset": "paper"},
+    "default": {"method": "syncos"},
+    # the re-noise control of a SynCoS variant: the same window, no CSD move
+    "paper-renoise": {"method": "syncos", "preset": "paper", "iterations": 0},
+    "renoise": {"method": "syncos", "iterations": 0},
+    "shifted": {"method": "syncos", "layout": "shifted", "sync_until": -60.0, "sync_from": -61.0},
+    "shifted-renoise": {"method": "syncos", "layout": "shifted", "iterations": 0},
+    "shifted-csd": {"method": "syncos", "layout": "shifted", "lr": 0.05, "kernel": "clean", "iterations": 5},
+    "csd": {"method": "syncos", "lr": 0.05, "kernel": "clean", "iterations": 5},
+    "variant700": {"method": "syncos", "t_min": 700.0, "lr": 0.05, "kernel": "clean"},
+    "variant700-renoise": {"method": "syncos", "t_min": 700.0, "iterations": 0},
+    "renoise-1": {"method": "syncos", "iterations": 0, "sync_until": -1.0},
+    "renoise-3.5": {"method": "syncos", "iterations": 0, "sync_until": -3.5},
+    "renoise-0": {"method": "syncos", "iterations": 0, "sync_until": 0.0},
+    "stage2-only": {"method": "syncos", "preset": "paper", "stage1": False},
+}
 
-def interval(values: list[float]) -> tuple[float, float]:
-    """Mean and half-width of a 95% t-interval."""
-    v = np.asarray(values, dtype=float)
+
+def interval(values) -> tuple[float, float]:
+    """Mean and half-width of a 95% t-interval (nan for fewer than two values)."""
+    v = np.asarray(list(values), dtype=float)
     if len(v) < 2:
         return float(v.mean()), float("nan")
-    t = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78, 6: 2.57, 8: 2.36, 10: 2.26, 12: 2.20, 16: 2.13}
-    crit = t.get(len(v), 2.0 if len(v) > 16 else 2.26)
-    return float(v.mean()), float(crit * v.std(ddof=1) / math.sqrt(len(v)))
+    crit = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78, 6: 2.57, 7: 2.45, 8: 2.36, 9: 2.31, 10: 2.26, 12: 2.20}
+    c = crit.get(len(v), 2.09 if len(v) >= 20 else 2.16)
+    return float(v.mean()), float(c * v.std(ddof=1) / math.sqrt(len(v)))
+
+
+def scenarios_of(folder: Path) -> dict[str, dict]:
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.name != "suite.yaml")
+    return {p.stem: yaml.safe_load(p.read_text()) for p in files}
+
+
+def report(rows: list[dict], variants: list[str], baseline: str) -> str:
+    """Per-scenario means over seeds, then mean ± 95% interval over scenarios; paired differences."""
+    per = defaultdict(lambda: defaultdict(list))  # (variant, scenario) -> metric -> values
+    for r in rows:
+        for k in (*METRICS, "nfe_total"):
+            per[(r["variant"], r["scenario"])][k].append(float(r[k]))
+    mean = {key: {k: float(np.mean(v)) for k, v in d.items()} for key, d in per.items()}
+    scen = sorted({s for _, s in mean})
+    out = [f"| variant | scenarios | NFE / {baseline} | " + " | ".join(METRICS) + " |"]
+    out.append("|---" * (len(METRICS) + 3) + "|")
+    for v in variants:
+        ss = [s for s in scen if (v, s) in mean]
+        if not ss:
+            continue
+        nfe = [mean[(v, s)]["nfe_total"] / mean[(baseline, s)]["nfe_total"] for s in ss if (baseline, s) in mean]
+        cells = [f"{m:.3f} ± {h:.3f}" for m, h in (interval(mean[(v, s)][k] for s in ss) for k in METRICS)]
+        out.append(f"| {v} | {len(ss)} | {np.mean(nfe):.2f}x | " + " | ".join(cells) + " |")
+    out += ["", f"Difference to {baseline}, paired by scenario (* the 95% interval excludes 0):", ""]
+    out.append(f"| variant − {baseline} | scenarios | " + " | ".join(METRICS) + " |")
+    out.append("|---" * (len(METRICS) + 2) + "|")
+    for v in variants:
+        ss = [s for s in scen if (v, s) in mean and (baseline, s) in mean]
+        if v == baseline or not ss:
+            continue
+        cells = []
+        for k in METRICS:
+            m, h = interval(mean[(v, s)][k] - mean[(baseline, s)][k] for s in ss)
+            cells.append(f"{m:+.3f} ± {h:.3f}" + (" *" if abs(m) > h else ""))
+        out.append(f"| {v} | {len(ss)} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seeds", type=int, default=4)
-    ap.add_argument("--first-seed", type=int, default=0, help="seeds first..first+N-1 (fresh ones confirm)")
-    ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
-    ap.add_argument("--out", default="benchmarks/results/probe.csv")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("folder", type=Path, help="a folder of toyworld scenario files")
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--guidance", type=float, default=6.0)
+    ap.add_argument("--model-option", action="append", default=[], help="toyworld model_options key=value")
+    ap.add_argument("--set", action="append", default=[], help="sampler key=value for every syncos variant")
+    ap.add_argument("--variants", nargs="*", default=["codenoise", "default", "renoise"])
     ap.add_argument("--baseline", default="codenoise")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--only", nargs="*", help="scenario names to run (default: all)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    model_options = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.model_option)}
+    extra = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.set)}
+    scenarios = scenarios_of(args.folder)
+    if args.only:
+        scenarios = {k: v for k, v in scenarios.items() if k in args.only}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     done = set()
-    if out.exists():
-        with out.open() as f:
+    if args.out.exists():
+        with args.out.open() as f:
             done = {(r["variant"], r["scenario"], int(r["seed"])) for r in csv.DictReader(f)}
-    fields = ["variant", "scenario", "seed", *METRICS, "seconds", "nfe"]
-    with out.open("a", newline="") as f:
+    fields = ["variant", "scenario", "seed", *METRICS, "nfe_total", "nfe", "seconds"]
+    with args.out.open("a", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         if not done:
             w.writeheader()
-        for variant in args.variants:
-            for name, sc in SCENARIOS.items():
-                for seed in range(args.first_seed, args.first_seed + args.seeds):
+        for name, sc in scenarios.items():
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
+                for variant in args.variants:
                     if (variant, name, seed) in done:
                         continue
-                    sampler = {"steps": args.steps, "guidance_scale": 6.0, **VARIANTS[variant]}
+                    sampler = {
+                        **(sc.get("sampler") or {}),
+                        "steps": args.steps,
+                        "guidance_scale": args.guidance,
+                        "micro_batch": 64,
+                        **VARIANTS[variant],
+                    }
+                    if sampler["method"] == "syncos":
+                        sampler.update(extra)
+                    raw = {**sc, "model": "toyworld", "sampler": sampler, "seed": seed}
+                    raw["model_options"] = {**(sc.get("model_options") or {}), **model_options}
                     start = time.perf_counter()
-                    gen = syncos.generate({**sc, "sampler": sampler, "seed": seed})
+                    gen = syncos.generate(raw)
                     m = evaluate_frames(gen, np.stack(list(gen.frames())))
                     w.writerow(
                         {
@@ -123,36 +161,15 @@ def main() -> None:
                             "scenario": name,
                             "seed": seed,
                             **{k: round(m[k], 4) for k in METRICS},
-                            "seconds": round(time.perf_counter() - start, 2),
+                            "nfe_total": sum(gen.nfe.values()),
                             "nfe": json.dumps(gen.nfe),
+                            "seconds": round(time.perf_counter() - start, 2),
                         }
                     )
                     f.flush()
-    with out.open() as f:
-        rows = list(csv.DictReader(f))
-    print(f"| variant | n | {' | '.join(METRICS)} |")
-    print("|---" * (len(METRICS) + 2) + "|")
-    for variant in args.variants:
-        rs = [r for r in rows if r["variant"] == variant]
-        cells = []
-        for k in METRICS:
-            mean, half = interval([float(r[k]) for r in rs])
-            cells.append(f"{mean:.3f} ± {half:.3f}")
-        print(f"| {variant} | {len(rs)} | {' | '.join(cells)} |")
-    # Paired by scenario and seed (same initial noise), the differences are much tighter.
-    base = {(r["scenario"], r["seed"]): r for r in rows if r["variant"] == args.baseline}
-    print(f"\nDifference to {args.baseline}, paired by scenario and seed:\n")
-    print(f"| variant | n | {' | '.join(METRICS)} |")
-    print("|---" * (len(METRICS) + 2) + "|")
-    for variant in args.variants:
-        rs = [r for r in rows if r["variant"] == variant and (r["scenario"], r["seed"]) in base]
-        if variant == args.baseline or not rs:
-            continue
-        cells = []
-        for k in METRICS:
-            mean, half = interval([float(r[k]) - float(base[(r["scenario"], r["seed"])][k]) for r in rs])
-            cells.append(f"{mean:+.3f} ± {half:.3f}")
-        print(f"| {variant} | {len(rs)} | {' | '.join(cells)} |")
+    with args.out.open() as f:
+        rows = [r for r in csv.DictReader(f) if r["scenario"] in scenarios]
+    print(report(rows, [v for v in args.variants], args.baseline))
 
 
 if __name__ == "__main__":

@@ -1,3 +1,4 @@
+import math
 from dataclasses import dataclass
 
 import pytest
@@ -104,12 +105,96 @@ def test_one_chunk_independent_equals_codenoise():
     )
 
 
-def test_syncos_without_stage2_is_codenoise():
+def test_syncos_with_an_empty_window_is_codenoise():
     b = GaussianBackend()
     plan = make_plan(b, frames=(8, 6))
     base = sample("codenoise", b, plan, SamplerOptions(steps=8), seed=4).latent
-    for o in (SynCoSOptions(steps=8, iterations=0), SynCoSOptions(steps=8, t_min=1000)):
-        torch.testing.assert_close(sample("syncos", b, plan, o, seed=4).latent, base)
+    empty = (SynCoSOptions(steps=8, t_min=1000), SynCoSOptions(steps=8, sync_from=-40, sync_until=-39))
+    for o in empty:
+        r = sample("syncos", b, plan, o, seed=4)
+        torch.testing.assert_close(r.latent, base)
+        assert "stage2" not in r.nfe
+
+
+def test_renoise_control_is_ddim_with_fresh_noise_in_the_window():
+    """iterations 0: no CSD call; in the window the step re-noises with one fresh draw per step."""
+    b = GaussianBackend()
+    plan = make_plan(b, frames=(8, 6))
+    o = SynCoSOptions(steps=6, iterations=0, t_min=500)
+    r = sample("syncos", b, plan, o, seed=2)
+    assert r.nfe["stage2"] == 0
+    from syncos.samplers.common import Run, codenoise_step
+
+    run = Run(b, plan, o, 2, None)
+    x = run.randn()
+    for k in range(6):
+        t, a, s, a_next, s_next = run.coefficients(k)
+        x0, eps = codenoise_step(run, x, t, a, s)
+        if t > 500 and a > 0:  # alpha = 0 steps are never synchronised
+            eps = run.randn()
+        x = a_next * x0 + s_next * eps
+    torch.testing.assert_close(r.latent, x)
+    assert torch.equal(sample("syncos", b, plan, SynCoSOptions(steps=6, lr=0.0, t_min=500), seed=2).latent, x)
+
+
+def test_zero_snr_steps_are_not_synchronised_unless_asked():
+    from syncos.backends.toyworld import ToyWorldBackend
+
+    b = ToyWorldBackend()  # CogVideoX's schedule: alpha = 0 at t = 999
+    assert float(b.schedule.grid(10).alpha[0]) == 0.0
+    from syncos.samplers.syncos import in_window
+
+    g = b.schedule.grid(10)
+    shape = b.latent_shape(12)
+    args = (float(g.timesteps[0]), float(g.alpha[0]), float(g.sigma[0]), shape)
+    assert not in_window(SynCoSOptions(t_min=900), *args)
+    assert in_window(SynCoSOptions(t_min=900, zero_snr=True), *args)
+    assert not in_window(SynCoSOptions(), *args)
+
+
+def test_log_snr_window_means_the_same_on_every_schedule():
+    from syncos.samplers.syncos import frame_log_snr
+    from syncos.schedules import VPSchedule
+
+    shape = (3, 12, 32, 32)
+    for schedule in (VPSchedule.cogvideox(), FlowSchedule(shift=3.0)):
+        g = schedule.grid(50)
+        lam = [frame_log_snr(float(a), float(s), shape) for a, s in zip(g.alpha, g.sigma, strict=True)]
+        assert lam == sorted(lam)  # monotone along the grid
+        inside = [k for k, v in enumerate(lam) if -30 < v <= -2.25]
+        # the same log-SNR, so the same alpha/sigma, whatever t the schedule calls it
+        assert all(float(g.alpha[k] / g.sigma[k]) <= math.exp(-2.25 / 2) + 1e-9 for k in inside)
+    # twice the resolution in each direction moves the frame log-SNR by log 4
+    assert frame_log_snr(0.5, 0.5, (3, 1, 64, 64)) - frame_log_snr(0.5, 0.5, shape) == pytest.approx(math.log(4))
+
+
+def test_stage2_only_runs_no_co_denoising():
+    b = GaussianBackend()
+    plan = make_plan(b, frames=(8, 8))
+    r = sample("syncos", b, plan, SynCoSOptions(steps=5, iterations=2, stage1=False), seed=0)
+    assert "stage1" not in r.nfe and r.nfe["stage2"] > 0
+    assert torch.isfinite(r.latent).all()
+
+
+def test_shifted_tiles_never_average_chunks():
+    b = GaussianBackend()
+    plan = make_plan(b, frames=(8, 8))
+    from syncos.samplers.syncos import stage1_plan
+
+    o = SynCoSOptions(layout="shifted")
+    for k in range(6):
+        p = stage1_plan(plan, o, k)
+        covered = sorted(f for a, e in p.owned for f in range(a, e))
+        assert covered == list(range(plan.latent_frames))  # every frame written exactly once
+        assert all(s <= a and e <= s + plan.chunk_length for s, (a, e) in zip(p.starts, p.owned, strict=True))
+    r = sample("syncos", b, plan, SynCoSOptions(steps=5, iterations=1, t_min=500, layout="shifted"), seed=0)
+    assert torch.isfinite(r.latent).all()
+
+
+def test_paper_preset():
+    o = SynCoSOptions.from_preset("paper")
+    assert (o.t_min, o.iterations, o.lr, o.layout, o.preset) == (900.0, 20, 0.5, "overlap", "paper")
+    assert SynCoSOptions.from_preset("paper", lr=0.3).lr == 0.3
 
 
 def test_nfe_counts():
@@ -117,7 +202,8 @@ def test_nfe_counts():
     plan = make_plan(b, frames=(8, 8))  # 16 frames, L 6, stride 2 -> 6 chunks
     assert plan.num_chunks == 6
     r = sample("syncos", b, plan, SynCoSOptions(steps=10, iterations=3, minibatch=4, t_min=800), seed=0)
-    stage2_steps = sum(1 for t in b.schedule.grid(10).timesteps if t > 800)
+    g = b.schedule.grid(10)
+    stage2_steps = sum(1 for t, a in zip(g.timesteps, g.alpha, strict=True) if t > 800 and a > 0)
     assert r.nfe["stage1"] == 10 * 6 * 2
     assert r.nfe["stage2"] == stage2_steps * 3 * 4 * 2
     assert set(r.seconds) == {"stage1", "stage2", "stage3"}
@@ -131,7 +217,8 @@ def test_nfe_counts():
         dict(timestep="random"),
         dict(baseline_noise="fresh"),
         dict(reversion="predicted"),
-        dict(init="noise"),
+        dict(stage1=False),
+        dict(layout="shifted"),
         dict(kernel="clean"),
         dict(optimizer="sgd", lr=0.1),
         dict(minibatch=2),

@@ -25,18 +25,24 @@ def fuse(
     frames: int,
     axis: int,
     window: torch.Tensor | None = None,
+    owned: Sequence[tuple[int, int]] | None = None,
 ) -> torch.Tensor:
     """Overlap-average of chunks (n, *chunk_shape) into one latent of ``frames`` frames.
 
     ``window`` (length L) weights each chunk position; uniform by default, as in the paper.
+    ``owned`` gives the [start, end) frames each chunk writes (disjoint spans: no averaging).
     Frames no chunk covers come out as zeros (a partial minibatch leaves them untouched).
     """
     n, length = chunks.shape[0], chunks.shape[axis + 1]
-    idx = _frame_index(starts, length, chunks.device).reshape(-1)
+    idx = _frame_index(starts, length, chunks.device)
     per_frame = chunks.movedim(axis + 1, 1)  # (n, L, *rest)
     rest = per_frame.shape[2:]
     w = torch.ones(length, dtype=chunks.dtype, device=chunks.device) if window is None else window.to(chunks)
-    w = w.repeat(n)  # (n * L,)
+    w = w.repeat(n, 1)  # (n, L)
+    if owned is not None:
+        lo, hi = (torch.tensor(v, device=chunks.device)[:, None] for v in zip(*owned, strict=True))
+        w = w * ((idx >= lo) & (idx < hi))
+    idx, w = idx.reshape(-1), w.reshape(-1)
     flat = per_frame.reshape(n * length, -1) * w[:, None]
     total = torch.zeros(frames, flat.shape[1], dtype=chunks.dtype, device=chunks.device).index_add_(
         0, idx, flat

@@ -18,6 +18,7 @@ import yaml
 
 from syncos.errors import UserError, first_line, shown, type_name
 from syncos.samplers import SAMPLERS
+from syncos.samplers.syncos import PRESETS
 from syncos.timeline import PROMPT_MODES
 
 DTYPES = ("float32", "float16", "bfloat16")
@@ -190,8 +191,13 @@ def _sampler(raw: Any) -> tuple[str, int | None, str, dict[str, Any]]:
             f"sampler.prompt_mode: {prompt_mode!r} is not allowed; use one of {', '.join(PROMPT_MODES)}"
         )
     options: dict[str, Any] = {}
+    preset = raw.get("preset")
+    if preset is not None and preset not in PRESETS:
+        raise UserError(f"sampler.preset: unknown preset {_shown(preset)}; allowed: {', '.join(PRESETS)}")
     for options_type in dict.fromkeys(owners.values()):  # the method's own options first
         given = {k: v for k, v in raw.items() if owners.get(k) is options_type}
+        if preset is not None and "preset" in _field_names(options_type):
+            given = {**PRESETS[preset], **given}  # a preset's values, under the keys given explicitly
         built = options_type(**given)  # raises a UserError naming sampler.KEY and its range
         options.update({k: getattr(built, k) for k in given})
     return method, stride, prompt_mode, options

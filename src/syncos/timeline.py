@@ -28,6 +28,8 @@ class Plan:
     event_spans: tuple[tuple[int, int], ...]  # [start, end) in latent frames
     video_spans: tuple[tuple[int, int], ...]  # [start, end) in output video frames
     prompts: tuple[str, ...]  # conditioning text of each event
+    # [start, end) latent frames each chunk writes when fused; None: chunks overlap-average
+    owned: tuple[tuple[int, int], ...] | None = None
 
     @property
     def chunk_prompts(self) -> list[str]:
@@ -38,10 +40,21 @@ class Plan:
         return len(self.starts)
 
     def with_stride(self, stride: int) -> Plan:
-        """The same timeline cut into chunks with another stride (``independent`` uses tiles)."""
+        """The same timeline cut into chunks with another stride."""
         starts = chunk_starts(self.latent_frames, self.chunk_length, stride)
         events = assign_events(starts, self.chunk_length, self.event_spans)
-        return replace(self, stride=stride, starts=starts, chunk_events=events)
+        return replace(self, stride=stride, starts=starts, chunk_events=events, owned=None)
+
+    def with_tiles(self, offset: int = 0) -> Plan:
+        """The same timeline cut into tiles that never blend: each frame is written by one chunk.
+
+        Tile boundaries sit at ``offset + k * chunk_length``; a tile that would stick out of the
+        video is moved inside and writes only the frames no other tile writes.
+        """
+        starts, owned = tile_layout(self.latent_frames, self.chunk_length, offset)
+        # each tile is conditioned on the event covering most of the frames it writes
+        events = tuple(assign_events([a], b - a, self.event_spans)[0] for a, b in owned)
+        return replace(self, stride=self.chunk_length, starts=starts, chunk_events=events, owned=owned)
 
 
 def combine_prompts(global_prompt: str, local_prompt: str, mode: str = "structured") -> str:
@@ -67,6 +80,17 @@ def chunk_starts(frames: int, length: int, stride: int) -> tuple[int, ...]:
     if starts[-1] + length < frames:
         starts.append(frames - length)
     return tuple(starts)
+
+
+def tile_layout(
+    frames: int, length: int, offset: int = 0
+) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+    """Windows of ``length`` and the disjoint [start, end) span each one writes; spans cover the video."""
+    if frames < length:
+        raise UserError(f"the video is shorter than one chunk: {frames} latent frames < chunk length {length}")
+    cuts = sorted({0, frames, *range(offset % length, frames, length)})
+    owned = tuple(zip(cuts[:-1], cuts[1:], strict=True))
+    return tuple(min(a, frames - length) for a, _ in owned), owned
 
 
 def assign_events(starts: Sequence[int], length: int, spans: Sequence[tuple[int, int]]) -> tuple[int, ...]:

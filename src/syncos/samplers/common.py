@@ -182,13 +182,14 @@ class Run:
 
 
 def codenoise_step(
-    run: Run, x: torch.Tensor, t: float, alpha: float, sigma: float
+    run: Run, x: torch.Tensor, t: float, alpha: float, sigma: float, plan: Plan | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stage 1: denoise every chunk under its own prompt and overlap-average (x0, eps)."""
-    plan, L = run.plan, run.plan.chunk_length
+    """Stage 1: denoise every chunk under its own prompt and fuse (x0, eps) (``plan``: the run's)."""
+    plan = plan or run.plan
+    L, F = plan.chunk_length, plan.latent_frames
     with run.stage("stage1"):
         x0, eps = run.denoiser(crop(x, plan.starts, L, run.axis), t, alpha, sigma, plan.chunk_prompts)
         return (
-            fuse(x0, plan.starts, plan.latent_frames, run.axis),
-            fuse(eps, plan.starts, plan.latent_frames, run.axis),
+            fuse(x0, plan.starts, F, run.axis, owned=plan.owned),
+            fuse(eps, plan.starts, F, run.axis, owned=plan.owned),
         )

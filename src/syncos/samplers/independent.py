@@ -1,4 +1,9 @@
-"""The floor: non-overlapping tiles, each denoised alone under its event's prompt."""
+"""The floor: non-overlapping tiles, each denoised alone under its event's prompt.
+
+Tiles start every chunk length; when the video is not a whole number of tiles the last tile is
+aligned to the end and writes only the frames the others do not, so no frame is ever an average
+of two tiles (an average of two unrelated samples is a ghost, not a floor).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from syncos.timeline import Plan
 def sample_independent(
     backend: Backend, plan: Plan, options: SamplerOptions, seed: int, callback: Callback | None = None
 ) -> SampleResult:
-    plan = plan.with_stride(plan.chunk_length)  # tiles; the last is aligned to the end
+    plan = plan.with_tiles()
     run = Run(backend, plan, options, seed, callback)
     L, F, axis = plan.chunk_length, plan.latent_frames, run.axis
     chunks, history = crop(run.randn(), plan.starts, L, axis), None  # each tile keeps its own trajectory
@@ -20,5 +25,5 @@ def sample_independent(
         with run.stage("stage1"):
             x0, eps = run.denoiser(chunks, t, a, s, plan.chunk_prompts)
             chunks, history = run.step(k, chunks, x0, eps, history)
-        run.report(k, t, fuse(x0, plan.starts, F, axis))
-    return run.result(fuse(chunks, plan.starts, F, axis))
+        run.report(k, t, fuse(x0, plan.starts, F, axis, owned=plan.owned))
+    return run.result(fuse(chunks, plan.starts, F, axis, owned=plan.owned))

@@ -1,12 +1,43 @@
-"""SynCoS: local co-denoising, global CSD synchronisation, reversion (method.md, three stages)."""
+"""SynCoS: local co-denoising, global CSD synchronisation, reversion (method.md, three stages).
+
+One denoising step t -> t':
+
+1. Stage 1 (skipped by the ``stage1: false`` ablation): every chunk is denoised under its own
+   prompt and (x0, eps) are fused. ``layout: overlap`` is the paper's (chunks every ``stride``
+   frames, overlaps averaged); ``layout: shifted`` cuts the video into non-overlapping tiles
+   whose boundaries move every step, so no frame is an average of chunks that disagree (an
+   average of two different balls is two ghosted balls) while every boundary is crossed by a
+   tile one step later.
+2. Stage 2, only on the steps inside the sync window: the whole long latent ``theta`` starts
+   from the stage-1 estimate and takes ``iterations`` CSD steps with one baseline noise, drawn
+   once per step, at the grounded timestep (``samplers/csd.py``).
+3. Reversion: inside the window ``x_t' = alpha' theta + sigma' eps_base`` (the baseline noise:
+   a fresh draw each step); outside it the plain DDIM step with the fused predicted noise.
+
+With ``iterations: 0`` (or ``lr: 0``) stage 2 makes no network call and moves nothing, and the
+window only re-noises the trajectory with fresh noise: the *re-noise control*, which separates
+what the CSD move earns from what stochastic re-noising alone earns.
+
+The window. ``t_min`` (the paper's rule, t > t_min on the model's 0..1000 scale) does not mean
+the same on every model: a flow model's t = 500 is log-SNR 0, CogVideoX's is -2.3. By default
+the window is given in *frame log-SNR*, log(alpha^2 / sigma^2) + log(h w / 1024) for a latent
+frame of h x w positions: the log-SNR of a frame-wide average, which is what decides
+frame-wide attributes (colour, scene), so the same window holds across schedules and
+resolutions (docs/syncos.md). Steps with alpha = 0 (t = 999 under zero terminal SNR) are never
+synchronised unless ``zero_snr: true``: there the model's score carries no signal and the update
+is pure repulsion between noise crops, and the paper's reported 2.6x cost equals 50 steps plus
+four (not five) CSD steps, i.e. it skipped that step too.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 
 import torch
 
 from syncos.backends.base import Backend
+from syncos.errors import UserError
 from syncos.fusion import crop, fuse
 from syncos.samplers.common import (
     Callback,
@@ -25,29 +56,35 @@ CHOICES = {
     "timestep": ("grounded", "random"),
     "baseline_noise": ("fixed", "fresh"),
     "reversion": ("baseline", "predicted"),
-    "init": ("stage1", "noise"),
     "kernel": ("noisy", "clean"),
+    "layout": ("overlap", "shifted"),
+    "preset": ("default", "paper"),
 }
+GOLDEN = (math.sqrt(5) - 1) / 2  # tile offsets k * GOLDEN mod 1 spread the boundaries evenly
 
 
 @dataclass(frozen=True)
 class SynCoSOptions(SamplerOptions):
-    """The paper's switches; the defaults are the paper's (CogVideoX: t_min 800-900, 20-50 iterations)."""
+    """SynCoS's switches. ``PRESETS["paper"]`` holds the paper's CogVideoX settings."""
 
-    iterations: int = 20  # CSD optimiser steps per denoising step
+    preset: str = "default"  # a record of the preset the options came from (see PRESETS)
+    iterations: int = 20  # CSD optimiser steps per synchronised step; 0 = the re-noise control
     lr: float = 0.5
     optimizer: str = "adamw"
     weight_decay: float = 0.0  # torch's AdamW default (0.01) would shrink the latent by ~lr*0.01 a step
-    t_min: float = 900.0  # stage 2 runs while t > t_min (timesteps on the model's 0..1000 scale)
+    t_min: float | None = None  # the paper's window, t > t_min (0..1000); None: the log-SNR window
+    sync_from: float = -30.0  # the window in frame log-SNR: sync_from < lambda <= sync_until
+    sync_until: float = -2.25
+    zero_snr: bool = False  # also synchronise where alpha = 0 (no signal; the paper skipped it)
     minibatch: int | None = None  # chunks per CSD iteration, None = all
     timestep: str = "grounded"  # CSD at the sampling timestep, or a random one (ablation)
     baseline_noise: str = "fixed"  # one noise for all iterations and the reversion, or fresh each time
     reversion: str = "baseline"  # stage 3 re-noises with the baseline noise or the fused predicted noise
-    init: str = "stage1"  # stage 2 starts from the stage-1 estimate, or from noise (stage-2-only ablation)
+    stage1: bool = True  # False: the paper's "stage 2 only" ablation (no co-denoising at any step)
+    layout: str = "overlap"  # stage 1's chunks: the paper's overlapping ones, or shifted tiles
     kernel: str = "noisy"  # the RBF kernel sees the noisy chunks (CSD) or the clean chunks of theta
     # Multiply the CSD gradient by d x_t / d theta = alpha. Adam ignores a constant scale, so this
-    # changes one thing: at alpha = 0 (t = 999 under zero terminal SNR) the paper's update is pure
-    # repulsion between noise crops, which Adam inflates to lr-sized steps (docs/syncos.md).
+    # only matters where alpha is small (docs/syncos.md).
     chain_rule: bool = False
 
     def __post_init__(self) -> None:
@@ -55,10 +92,50 @@ class SynCoSOptions(SamplerOptions):
         for name, allowed in CHOICES.items():
             check_choice(self, name, allowed)
         check_range(self, "iterations", 0, 1000)
-        check_range(self, "lr", 0.0, 10.0, open_lo=True)
+        check_range(self, "lr", 0.0, 10.0)  # 0: the re-noise control
         check_range(self, "weight_decay", 0.0, 1.0)
         check_range(self, "t_min", -1.0, 1000.0)  # -1: CSD at every step
         check_range(self, "minibatch", 1, 1_000_000)
+        check_range(self, "sync_from", -100.0, 100.0)
+        check_range(self, "sync_until", -100.0, 100.0)
+        if not self.sync_from < self.sync_until:
+            raise UserError(
+                f"sampler.sync_from: must be below sampler.sync_until ({self.sync_until:g}), "
+                f"got {self.sync_from:g}"
+            )
+
+    @classmethod
+    def from_preset(cls, preset: str = "default", **overrides) -> SynCoSOptions:
+        """Options of a preset, with ``overrides`` on top (what ``sampler: {preset: paper}`` does)."""
+        if preset not in PRESETS:
+            raise UserError(f"sampler.preset: must be one of {', '.join(PRESETS)}, got {preset!r}")
+        return cls(**{**PRESETS[preset], **overrides, "preset": preset})
+
+
+PRESETS: dict[str, dict] = {
+    "default": {},
+    # The paper (CogVideoX-2B): AdamW lr 0.5, 20 iterations, t_min 900, overlap averaging.
+    "paper": {"iterations": 20, "lr": 0.5, "t_min": 900.0, "layout": "overlap", "kernel": "noisy"},
+}
+assert all(k in {f.name for f in fields(SynCoSOptions)} for p in PRESETS.values() for k in p)
+
+
+def frame_log_snr(alpha: float, sigma: float, latent_shape: tuple[int, ...]) -> float:
+    """log(alpha^2 / sigma^2) of a frame-wide average: + log(h w / 1024) for h x w latent positions."""
+    if alpha <= 0:
+        return -math.inf
+    if sigma <= 0:
+        return math.inf
+    return 2 * math.log(alpha / sigma) + math.log(latent_shape[-2] * latent_shape[-1] / 1024)
+
+
+def in_window(opts: SynCoSOptions, t: float, alpha: float, sigma: float, latent_shape) -> bool:
+    if alpha <= 0 and not opts.zero_snr:
+        return False
+    if opts.t_min is not None:
+        return t > opts.t_min
+    lam = frame_log_snr(alpha, sigma, latent_shape)
+    return opts.zero_snr and alpha <= 0 or opts.sync_from < lam <= opts.sync_until
 
 
 def synchronise(
@@ -67,7 +144,9 @@ def synchronise(
     """Stage 2: optimise the whole long latent with CSD over its chunks; returns (x0', baseline noise)."""
     plan, L, axis = run.plan, run.plan.chunk_length, run.axis
     eps_base = run.randn()
-    theta = (x0 if opts.init == "stage1" else run.randn()).clone().requires_grad_(True)
+    if opts.iterations == 0 or opts.lr == 0:  # the re-noise control: nothing can move theta
+        return x0, eps_base
+    theta = x0.clone().requires_grad_(True)
     if opts.optimizer == "adamw":
         optim = torch.optim.AdamW([theta], lr=opts.lr, weight_decay=opts.weight_decay)
     else:
@@ -103,21 +182,32 @@ def synchronise(
     return theta.detach(), eps_base
 
 
+def stage1_plan(plan: Plan, opts: SynCoSOptions, k: int) -> Plan:
+    """Stage 1's chunks at step k: the plan's own, or tiles shifted by a golden-ratio offset."""
+    if opts.layout == "overlap":
+        return plan
+    return plan.with_tiles(int(((k * GOLDEN) % 1.0) * plan.chunk_length))
+
+
 def sample_syncos(
     backend: Backend, plan: Plan, options: SynCoSOptions, seed: int, callback: Callback | None = None
 ) -> SampleResult:
     run = Run(backend, plan, options, seed, callback)
     x, history = run.randn(), None
+    x0 = torch.zeros_like(x)  # the stage-2-only ablation starts theta here
     for k in range(len(run.grid)):
         t, a, s, _, _ = run.coefficients(k)
-        x0, eps = codenoise_step(run, x, t, a, s)
-        synced = t > options.t_min and options.iterations > 0
+        synced = in_window(options, t, a, s, run.shape) if options.stage1 else a > 0 or options.zero_snr
+        if options.stage1:
+            x0, eps = codenoise_step(run, x, t, a, s, stage1_plan(plan, options, k, synced))
         if synced:
             with run.stage("stage2"):
                 x0, eps_base = synchronise(run, x0, t, a, s, options)
-            if options.reversion == "baseline":
+            if options.reversion == "baseline" or not options.stage1:
                 eps = eps_base
+        elif not options.stage1:  # nothing to synchronise yet: keep theta, re-noise
+            eps = run.randn()
         with run.stage("stage3"):
-            x, history = run.step(k, x, x0, eps, history, ode=not synced)  # re-noising: first order
-        run.report(k, t, x0)
+            x, history = run.step(k, x, x0, eps, history, ode=options.stage1 and not synced)  # re-noised: 1st order
+        run.report(k, t, x0)  # the estimate the next latent is built from
     return run.result(x)
