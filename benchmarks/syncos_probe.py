@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -26,6 +25,7 @@ import yaml
 
 import syncos
 from syncos.api import evaluate_frames
+from syncos.bench.report import interval
 
 METRICS = (
     "subject_consistency",
@@ -55,18 +55,10 @@ VARIANTS: dict[str, dict] = {
     "renoise-1": {"method": "syncos", "iterations": 0, "sync_until": -1.0},
     "renoise-3.5": {"method": "syncos", "iterations": 0, "sync_until": -3.5},
     "renoise-0": {"method": "syncos", "iterations": 0, "sync_until": 0.0},
+    "hybrid-renoise": {"method": "syncos", "layout": "hybrid", "iterations": 0},
+    "hybrid": {"method": "syncos", "layout": "hybrid", "lr": 0.05, "kernel": "clean", "iterations": 2},
     "stage2-only": {"method": "syncos", "preset": "paper", "stage1": False},
 }
-
-
-def interval(values) -> tuple[float, float]:
-    """Mean and half-width of a 95% t-interval (nan for fewer than two values)."""
-    v = np.asarray(list(values), dtype=float)
-    if len(v) < 2:
-        return float(v.mean()), float("nan")
-    crit = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78, 6: 2.57, 7: 2.45, 8: 2.36, 9: 2.31, 10: 2.26, 12: 2.20}
-    c = crit.get(len(v), 2.09 if len(v) >= 20 else 2.16)
-    return float(v.mean()), float(c * v.std(ddof=1) / math.sqrt(len(v)))
 
 
 def scenarios_of(folder: Path) -> dict[str, dict]:
@@ -88,8 +80,10 @@ def report(rows: list[dict], variants: list[str], baseline: str) -> str:
         ss = [s for s in scen if (v, s) in mean]
         if not ss:
             continue
-        nfe = [mean[(v, s)]["nfe_total"] / mean[(baseline, s)]["nfe_total"] for s in ss if (baseline, s) in mean]
-        cells = [f"{m:.3f} ± {h:.3f}" for m, h in (interval(mean[(v, s)][k] for s in ss) for k in METRICS)]
+        nfe = [
+            mean[(v, s)]["nfe_total"] / mean[(baseline, s)]["nfe_total"] for s in ss if (baseline, s) in mean
+        ]
+        cells = [f"{m:.3f} ± {h:.3f}" for m, h in (interval([mean[(v, s)][k] for s in ss]) for k in METRICS)]
         out.append(f"| {v} | {len(ss)} | {np.mean(nfe):.2f}x | " + " | ".join(cells) + " |")
     out += ["", f"Difference to {baseline}, paired by scenario (* the 95% interval excludes 0):", ""]
     out.append(f"| variant − {baseline} | scenarios | " + " | ".join(METRICS) + " |")
@@ -100,7 +94,7 @@ def report(rows: list[dict], variants: list[str], baseline: str) -> str:
             continue
         cells = []
         for k in METRICS:
-            m, h = interval(mean[(v, s)][k] - mean[(baseline, s)][k] for s in ss)
+            m, h = interval([mean[(v, s)][k] - mean[(baseline, s)][k] for s in ss])
             cells.append(f"{m:+.3f} ± {h:.3f}" + (" *" if abs(m) > h else ""))
         out.append(f"| {v} | {len(ss)} | " + " | ".join(cells) + " |")
     return "\n".join(out)

@@ -165,7 +165,9 @@ def test_log_snr_window_means_the_same_on_every_schedule():
         # the same log-SNR, so the same alpha/sigma, whatever t the schedule calls it
         assert all(float(g.alpha[k] / g.sigma[k]) <= math.exp(-2.25 / 2) + 1e-9 for k in inside)
     # twice the resolution in each direction moves the frame log-SNR by log 4
-    assert frame_log_snr(0.5, 0.5, (3, 1, 64, 64)) - frame_log_snr(0.5, 0.5, shape) == pytest.approx(math.log(4))
+    assert frame_log_snr(0.5, 0.5, (3, 1, 64, 64)) - frame_log_snr(0.5, 0.5, shape) == pytest.approx(
+        math.log(4)
+    )
 
 
 def test_stage2_only_runs_no_co_denoising():

@@ -181,3 +181,18 @@ def test_scene_adjectives_do_not_name_the_subject_colour():
 
     assert parse_prompt("a red ball on green grass. the ball jumps").colours == ("red",)
     assert parse_prompt("a green ball on the grass").colours == ("green",)
+
+
+def test_scaled_world_posterior_is_exact():
+    """scale 2: each component mean is upsampled 2x2 with per-pixel noise; brute force on 64x64."""
+    big = ToyWorldBackend(scale=2)
+    assert big.latent_shape(2) == (3, 2, 64, 64)
+    mus, logw = component_means(big, PROMPT, 2)
+    mus = mus.repeat_interleave(2, -2).repeat_interleave(2, -1)
+    g = torch.Generator().manual_seed(1)
+    for t in (900, 500, 300):
+        x = torch.randn(big.latent_shape(2), generator=g, dtype=torch.float64) * 0.3
+        post = big.posterior(x[None], torch.tensor([float(t)]), big.encode([PROMPT]))
+        torch.testing.assert_close(post.x0[0], brute_force(big, mus, logw, x, t), rtol=0, atol=1e-10)
+        a, s = big.schedule.coefficients(torch.tensor([float(t)]))
+        torch.testing.assert_close(post.eps[0], (x - a * post.x0[0]) / s, rtol=0, atol=1e-9)

@@ -87,7 +87,9 @@ def tile_layout(
 ) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
     """Windows of ``length`` and the disjoint [start, end) span each one writes; spans cover the video."""
     if frames < length:
-        raise UserError(f"the video is shorter than one chunk: {frames} latent frames < chunk length {length}")
+        raise UserError(
+            f"the video is shorter than one chunk: {frames} latent frames < chunk length {length}"
+        )
     cuts = sorted({0, frames, *range(offset % length, frames, length)})
     owned = tuple(zip(cuts[:-1], cuts[1:], strict=True))
     return tuple(min(a, frames - length) for a, _ in owned), owned

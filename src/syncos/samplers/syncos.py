@@ -57,7 +57,7 @@ CHOICES = {
     "baseline_noise": ("fixed", "fresh"),
     "reversion": ("baseline", "predicted"),
     "kernel": ("noisy", "clean"),
-    "layout": ("overlap", "shifted"),
+    "layout": ("overlap", "shifted", "hybrid"),
     "preset": ("default", "paper"),
 }
 GOLDEN = (math.sqrt(5) - 1) / 2  # tile offsets k * GOLDEN mod 1 spread the boundaries evenly
@@ -81,7 +81,7 @@ class SynCoSOptions(SamplerOptions):
     baseline_noise: str = "fixed"  # one noise for all iterations and the reversion, or fresh each time
     reversion: str = "baseline"  # stage 3 re-noises with the baseline noise or the fused predicted noise
     stage1: bool = True  # False: the paper's "stage 2 only" ablation (no co-denoising at any step)
-    layout: str = "overlap"  # stage 1's chunks: the paper's overlapping ones, or shifted tiles
+    layout: str = "overlap"  # stage 1's chunks: overlapping, shifted tiles, or hybrid (tiles after the window)
     kernel: str = "noisy"  # the RBF kernel sees the noisy chunks (CSD) or the clean chunks of theta
     # Multiply the CSD gradient by d x_t / d theta = alpha. Adam ignores a constant scale, so this
     # only matters where alpha is small (docs/syncos.md).
@@ -182,9 +182,9 @@ def synchronise(
     return theta.detach(), eps_base
 
 
-def stage1_plan(plan: Plan, opts: SynCoSOptions, k: int) -> Plan:
+def stage1_plan(plan: Plan, opts: SynCoSOptions, k: int, synced: bool = False) -> Plan:
     """Stage 1's chunks at step k: the plan's own, or tiles shifted by a golden-ratio offset."""
-    if opts.layout == "overlap":
+    if opts.layout == "overlap" or (opts.layout == "hybrid" and synced):
         return plan
     return plan.with_tiles(int(((k * GOLDEN) % 1.0) * plan.chunk_length))
 

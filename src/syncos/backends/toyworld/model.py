@@ -233,6 +233,8 @@ OPTIONS = (
     "display_scale",
     "contrast",
     "pixel_std",
+    "scale",
+    "shift",
 )
 
 
@@ -254,6 +256,8 @@ class ToyWorldBackend:
         display_scale: int = 8,
         contrast: float = CONTRAST,
         pixel_std: float = PIXEL_STD,
+        scale: int = 1,
+        shift: float = 1.0,
     ):
         schedule = schedule or ("flow" if prediction == "flow" else "cogvideox")
         prediction = prediction or ("flow" if schedule == "flow" else "v")
@@ -269,22 +273,29 @@ class ToyWorldBackend:
             ("chunk_length", chunk_length),
             ("default_stride", default_stride),
             ("display_scale", display_scale),
+            ("scale", scale),
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UserError(f"model_options.{key} must be a positive integer, got {value!r}")
-        for key, value in (("contrast", contrast), ("pixel_std", pixel_std)):
+        if shift != 1.0 and schedule != "flow":
+            raise UserError(f"model_options.shift applies to schedule 'flow' only, got schedule {schedule!r}")
+        for key, value in (("contrast", contrast), ("pixel_std", pixel_std), ("shift", shift)):
             if not isinstance(value, (int, float)) or value <= 0:
                 raise UserError(f"model_options.{key} must be a positive number, got {value!r}")
         self.prediction = prediction
         self.schedule = {
             "cogvideox": VPSchedule.cogvideox,
             "sd": VPSchedule.stable_diffusion,
-            "flow": FlowSchedule,
+            "flow": lambda: FlowSchedule(shift=float(shift)),  # shift: as Wan's (3-5) and HunyuanVideo's
         }[schedule]()
         self.layout = layout
         self.frame_axis = 1 if layout == "cfhw" else 0
         self.chunk_length, self.default_stride = chunk_length, default_stride
         self.display_scale = display_scale
+        # scale s: the same world rendered at s x the resolution (each pixel an s x s block with
+        # its own noise), so frame-wide attributes are decided at a lower SNR, as at a higher
+        # resolution of a real model. The posterior stays exact: block means are sufficient.
+        self.scale = scale
         self.world = _world(float(contrast))
         self.tau = float(contrast * pixel_std)
         self._region = torch.from_numpy(self.world.region)
@@ -328,7 +339,7 @@ class ToyWorldBackend:
     # ------------------------------------------------------------------ Backend protocol
 
     def latent_shape(self, latent_frames: int) -> tuple[int, ...]:
-        H, Wd = self.world.height, self.world.width
+        H, Wd = self.world.height * self.scale, self.world.width * self.scale
         return (3, latent_frames, H, Wd) if self.layout == "cfhw" else (latent_frames, 3, H, Wd)
 
     def latent_frames(self, video_frames: int) -> int:
@@ -353,7 +364,7 @@ class ToyWorldBackend:
     def decode(self, latent: torch.Tensor) -> Iterator[np.ndarray]:
         """uint8 frames (H*k, W*k, 3), nearest-neighbour upscaled by display_scale k."""
         frames = latent.detach().double().cpu().movedim(self.frame_axis, 0).movedim(1, -1).numpy()
-        k = self.display_scale
+        k = max(1, self.display_scale // self.scale)
         for frame in frames:
             img = np.clip(self.world.to_pixels(frame) * 255.0 + 0.5, 0, 255).astype(np.uint8)
             yield img.repeat(k, axis=0).repeat(k, axis=1)
@@ -375,6 +386,12 @@ class ToyWorldBackend:
         alpha, sigma = self._coefficients(t, n)
         if alpha.dim() == 2 and alpha.shape[1] != xc.shape[2]:
             raise ValueError(f"per-frame timesteps {tuple(alpha.shape)} for {xc.shape[2]} frames")
+        if self.scale > 1:
+            return self._posterior_scaled(xc, alpha, sigma, cond)
+        return self._posterior_base(xc, alpha, sigma, self.tau, cond)
+
+    def _posterior_base(self, xc: torch.Tensor, alpha, sigma, tau: float, cond) -> Posterior:
+        n = len(xc)
         x0, eps = torch.empty_like(xc), torch.empty_like(xc)
         marg: list[list[torch.Tensor]] = [[torch.empty(0)] * n for _ in range(3)]
         groups: dict[int, list[int]] = {}
@@ -382,12 +399,33 @@ class ToyWorldBackend:
             groups.setdefault(id(m), []).append(i)
         for rows in groups.values():
             r = torch.tensor(rows)
-            out = posterior_mean(xc[r], alpha[r], sigma[r], self.tau, cond[rows[0]], self._region)
+            out = posterior_mean(xc[r], alpha[r], sigma[r], tau, cond[rows[0]], self._region)
             x0[r], eps[r] = out[0], out[1]
             for j, row in enumerate(rows):
                 for f in range(3):
                     marg[f][row] = out[2 + f][j]
         return Posterior(x0, eps, *marg, mixtures=list(cond))
+
+    def _posterior_scaled(self, xc: torch.Tensor, alpha, sigma, cond) -> Posterior:
+        """The exact posterior at scale s from the base world's, evaluated on s x s block means.
+
+        A block mean sees noise sigma / s and component noise tau / s; with c = alpha tau^2 / v
+        (v = alpha^2 tau^2 + sigma^2 per fine pixel) the base estimate is mu + c (ybar - alpha mu),
+        which gives the mixture mean mu, and then each fine pixel's own posterior.
+        """
+        k = self.scale
+        pooled = torch.nn.functional.avg_pool3d(xc, (1, k, k))
+        base = self._posterior_base(pooled, alpha, sigma / k, self.tau / k, cond)
+        shape = (len(xc), 1, -1, 1, 1)  # one value per chunk, or per frame
+        a, s = alpha.reshape(shape), sigma.reshape(shape)
+        v = a**2 * self.tau**2 + s**2
+        c = a * self.tau**2 / v
+        mu = (base.x0 - c * pooled) / (1 - a * c)
+        up = mu.repeat_interleave(k, -2).repeat_interleave(k, -1)
+        resid = xc - a * up
+        return Posterior(
+            up + c * resid, s / v * resid, base.backgrounds, base.colours, base.subjects, base.mixtures
+        )
 
     def _coefficients(self, t: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(alpha, sigma) of shape (n,), or (n, F) for per-frame timesteps t (n, F)."""
