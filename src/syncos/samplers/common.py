@@ -181,8 +181,23 @@ class Run:
         return SampleResult(latent, self.plan, dict(self.counter.nfe), dict(self.counter.seconds), text)
 
 
+def blend_window(kind: str, length: int) -> torch.Tensor | None:
+    """Weights of a chunk's positions when overlaps are averaged: None (uniform, the paper's) or a
+    pyramid that favours each chunk's middle, where it sees the most context on both sides."""
+    if kind == "uniform":
+        return None
+    i = torch.arange(length, dtype=torch.float64)
+    return (torch.minimum(i + 1, length - i) / ((length + 1) // 2)).float()
+
+
 def codenoise_step(
-    run: Run, x: torch.Tensor, t: float, alpha: float, sigma: float, plan: Plan | None = None
+    run: Run,
+    x: torch.Tensor,
+    t: float,
+    alpha: float,
+    sigma: float,
+    plan: Plan | None = None,
+    window: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Stage 1: denoise every chunk under its own prompt and fuse (x0, eps) (``plan``: the run's)."""
     plan = plan or run.plan
@@ -190,6 +205,6 @@ def codenoise_step(
     with run.stage("stage1"):
         x0, eps = run.denoiser(crop(x, plan.starts, L, run.axis), t, alpha, sigma, plan.chunk_prompts)
         return (
-            fuse(x0, plan.starts, F, run.axis, owned=plan.owned),
-            fuse(eps, plan.starts, F, run.axis, owned=plan.owned),
+            fuse(x0, plan.starts, F, run.axis, window=window, owned=plan.owned),
+            fuse(eps, plan.starts, F, run.axis, window=window, owned=plan.owned),
         )

@@ -44,6 +44,7 @@ from syncos.samplers.common import (
     Run,
     SampleResult,
     SamplerOptions,
+    blend_window,
     check_choice,
     check_range,
     codenoise_step,
@@ -59,6 +60,7 @@ CHOICES = {
     "kernel": ("noisy", "clean"),
     "layout": ("overlap", "shifted", "hybrid"),
     "preset": ("default", "paper"),
+    "blend": ("uniform", "pyramid"),
 }
 GOLDEN = (math.sqrt(5) - 1) / 2  # tile offsets k * GOLDEN mod 1 spread the boundaries evenly
 
@@ -82,6 +84,7 @@ class SynCoSOptions(SamplerOptions):
     reversion: str = "baseline"  # stage 3 re-noises with the baseline noise or the fused predicted noise
     stage1: bool = True  # False: the paper's "stage 2 only" ablation (no co-denoising at any step)
     layout: str = "overlap"  # stage 1's chunks: overlapping, shifted tiles, or hybrid (tiles after the window)
+    blend: str = "uniform"  # overlap weights: uniform (the paper's) or pyramid (each chunk's middle counts most)
     kernel: str = "noisy"  # the RBF kernel sees the noisy chunks (CSD) or the clean chunks of theta
     # Multiply the CSD gradient by d x_t / d theta = alpha. Adam ignores a constant scale, so this
     # only matters where alpha is small (docs/syncos.md).
@@ -195,11 +198,12 @@ def sample_syncos(
     run = Run(backend, plan, options, seed, callback)
     x, history = run.randn(), None
     x0 = torch.zeros_like(x)  # the stage-2-only ablation starts theta here
+    window = blend_window(options.blend, plan.chunk_length)
     for k in range(len(run.grid)):
         t, a, s, _, _ = run.coefficients(k)
         synced = in_window(options, t, a, s, run.shape) if options.stage1 else a > 0 or options.zero_snr
         if options.stage1:
-            x0, eps = codenoise_step(run, x, t, a, s, stage1_plan(plan, options, k, synced))
+            x0, eps = codenoise_step(run, x, t, a, s, stage1_plan(plan, options, k, synced), window)
         if synced:
             with run.stage("stage2"):
                 x0, eps_base = synchronise(run, x0, t, a, s, options)
