@@ -46,6 +46,8 @@ VARIANTS: dict[str, dict] = {
     # the re-noise control of a SynCoS variant: the same window, no CSD move
     "paper-renoise": {"method": "syncos", "preset": "paper", "iterations": 0},
     "renoise": {"method": "syncos", "iterations": 0},
+    "renoise-t500": {"method": "syncos", "iterations": 0, "t_min": 500.0},
+    "renoise-snr": {"method": "syncos", "iterations": 0, "sync_until": -2.25},
     "shifted": {"method": "syncos", "layout": "shifted", "sync_until": -60.0, "sync_from": -61.0},
     "shifted-renoise": {"method": "syncos", "layout": "shifted", "iterations": 0},
     "shifted-csd": {"method": "syncos", "layout": "shifted", "lr": 0.05, "kernel": "clean", "iterations": 5},

@@ -170,6 +170,17 @@ def test_log_snr_window_means_the_same_on_every_schedule():
     )
 
 
+def test_default_window_is_the_papers_on_cogvideox():
+    """The default log-SNR window is t > 900 on CogVideoX-2B at 480x720 (a 60x90 latent)."""
+    from syncos.samplers.syncos import in_window
+    from syncos.schedules import VPSchedule
+
+    g, shape = VPSchedule.cogvideox().grid(50), (13, 16, 60, 90)
+    for k in range(50):
+        t, a, s = (float(v[k]) for v in (g.timesteps, g.alpha, g.sigma))
+        assert in_window(SynCoSOptions(), t, a, s, shape) == in_window(SynCoSOptions(t_min=900), t, a, s, shape)
+
+
 def test_stage2_only_runs_no_co_denoising():
     b = GaussianBackend()
     plan = make_plan(b, frames=(8, 8))

@@ -23,7 +23,8 @@ the same on every model: a flow model's t = 500 is log-SNR 0, CogVideoX's is -2.
 the window is given in *frame log-SNR*, log(alpha^2 / sigma^2) + log(h w / 1024) for a latent
 frame of h x w positions: the log-SNR of a frame-wide average, which is what decides
 frame-wide attributes (colour, scene), so the same window holds across schedules and
-resolutions (docs/syncos.md). Steps with alpha = 0 (t = 999 under zero terminal SNR) are never
+resolutions (docs/syncos.md). The default bound is the paper's t_min = 900 on CogVideoX-2B at
+its native size, so on that model the default is the paper's window exactly. Steps with alpha = 0 (t = 999 under zero terminal SNR) are never
 synchronised unless ``zero_snr: true``: there the model's score carries no signal and the update
 is pure repulsion between noise crops, and the paper's reported 2.6x cost equals 50 steps plus
 four (not five) CSD steps, i.e. it skipped that step too.
@@ -75,8 +76,10 @@ class SynCoSOptions(SamplerOptions):
     optimizer: str = "adamw"
     weight_decay: float = 0.0  # torch's AdamW default (0.01) would shrink the latent by ~lr*0.01 a step
     t_min: float | None = None  # the paper's window, t > t_min (0..1000); None: the log-SNR window
-    sync_from: float = -30.0  # the window in frame log-SNR: sync_from < lambda <= sync_until
-    sync_until: float = -2.25
+    # The window in frame log-SNR: sync_from < lambda <= sync_until. -5.3 is the paper's t_min = 900
+    # on CogVideoX-2B at its native 480x720 (a 60x90 latent): the same window, on any model.
+    sync_from: float = -30.0
+    sync_until: float = -5.3
     zero_snr: bool = False  # also synchronise where alpha = 0 (no signal; the paper skipped it)
     minibatch: int | None = None  # chunks per CSD iteration, None = all
     timestep: str = "grounded"  # CSD at the sampling timestep, or a random one (ablation)
