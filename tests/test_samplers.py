@@ -72,7 +72,10 @@ def test_one_chunk_codenoise_is_flow_euler():
 
 def test_gaussian_data_is_recovered():
     """A deterministic sampler on exact Gaussian data ends near the prompt's mean (tau small)."""
-    b = GaussianBackend(prediction="eps", tau=0.05)
+    from syncos.schedules import VPSchedule
+
+    # eps prediction needs alpha > 0 everywhere: a schedule without zero terminal SNR
+    b = GaussianBackend(prediction="eps", tau=0.05, schedule=VPSchedule.from_betas(spacing="trailing"))
     plan = make_plan(b, frames=(6,))
     x = sample("codenoise", b, plan, SamplerOptions(steps=30, guidance_scale=1.0), seed=0).latent
     assert (x - b.mean(plan.prompts[0])).abs().max() < 0.2
@@ -114,6 +117,7 @@ def test_syncos_with_an_empty_window_is_codenoise():
         r = sample("syncos", b, plan, o, seed=4)
         torch.testing.assert_close(r.latent, base)
         assert "stage2" not in r.nfe
+        assert "held none of the 8 steps" in r.notes[0]  # said, not silent
 
 
 def test_renoise_control_is_ddim_with_fresh_noise_in_the_window():
@@ -178,7 +182,9 @@ def test_default_window_is_the_papers_on_cogvideox():
     g, shape = VPSchedule.cogvideox().grid(50), (13, 16, 60, 90)
     for k in range(50):
         t, a, s = (float(v[k]) for v in (g.timesteps, g.alpha, g.sigma))
-        assert in_window(SynCoSOptions(), t, a, s, shape) == in_window(SynCoSOptions(t_min=900), t, a, s, shape)
+        assert in_window(SynCoSOptions(), t, a, s, shape) == in_window(
+            SynCoSOptions(t_min=900), t, a, s, shape
+        )
 
 
 def test_stage2_only_runs_no_co_denoising():
@@ -289,3 +295,15 @@ def test_unknown_method_and_bad_options():
     with pytest.raises(ValueError, match="timestep: must be one of grounded, random"):
         SynCoSOptions(timestep="uniform")
     assert to_x0_eps  # conversions are exercised above through the denoiser
+
+
+def test_eps_prediction_at_zero_terminal_snr_is_refused():
+    from syncos.backends.toyworld import ToyWorldBackend
+    from syncos.errors import UserError
+
+    b = ToyWorldBackend(prediction="eps", schedule="cogvideox")  # alpha = 0 at t = 999
+    plan = make_plan(b, frames=(12,), stride=4)
+    with pytest.raises(UserError, match="alpha = 0"):
+        sample("codenoise", b, plan, SamplerOptions(steps=2), seed=0)
+    with pytest.raises(ValueError, match="alpha = 0"):
+        to_x0_eps(torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(1), torch.ones(1), "eps")

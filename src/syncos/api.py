@@ -42,6 +42,7 @@ class Generation:
     solver: str = "ddim"  # the step rule the sampler took (syncos.solvers), as run.json records it
     fifo_mode: str | None = None  # FIFO's timestep mode (samplers.fifo), as run.json records it
     wall_seconds: float = 0.0  # generate() from start to end, loading the model included
+    notes: tuple[str, ...] = ()  # the sampler's remarks on this run (run.json "notes")
 
     def frames(self) -> Iterator[np.ndarray]:
         """Decoded uint8 frames (H, W, 3), streamed."""
@@ -170,6 +171,7 @@ def generate(
         result.solver,
         result.fifo_mode,
         wall_seconds=wall,
+        notes=result.notes,
     )
 
 
@@ -194,6 +196,7 @@ def run_record(gen: Generation, wall_seconds: float, video_frames: int) -> dict:
         "plan": dataclasses.asdict(gen.plan),
         "solver": gen.solver,
         **({"fifo_mode": gen.fifo_mode} if gen.fifo_mode else {}),
+        **({"notes": list(gen.notes)} if gen.notes else {}),
         "nfe": gen.nfe,
         "seconds": {**{k: round(v, 4) for k, v in gen.seconds.items()}, "total": round(wall_seconds, 4)},
         "frames": video_frames,

@@ -211,7 +211,9 @@ def to_x0_eps(
     elif prediction == "flow":  # v = eps - x0 with alpha = 1 - sigma
         x0, eps = x_t - s * out, x_t + a * out
     elif prediction == "eps":
-        x0, eps = (x_t - s * out) / a.clamp_min(1e-8), out
+        if bool((a <= 0).any()):
+            raise ValueError("an eps prediction gives no x0 at alpha = 0 (zero terminal SNR)")
+        x0, eps = (x_t - s * out) / a, out
     elif prediction == "x0":
         x0, eps = out, (x_t - a * out) / s.clamp_min(1e-8)
     else:

@@ -101,6 +101,7 @@ class SampleResult:
     seconds: dict[str, float] = field(default_factory=dict)
     solver: str = "ddim"  # the step rule, and the steps where it fell back to first order
     fifo_mode: str | None = None  # FIFO only: "per-frame" (diagonal denoising) or "shared" (approximation)
+    notes: tuple[str, ...] = ()  # what a user should know about this run (e.g. an empty sync window)
 
 
 class Run:
@@ -122,6 +123,12 @@ class Run:
         # One CPU generator, drawn in a fixed order: results do not depend on batching or device.
         self.generator = torch.Generator("cpu").manual_seed(int(seed))
         self.grid = backend.schedule.grid(options.steps)
+        if backend.prediction == "eps" and bool((self.grid.alpha <= 0).any()):
+            raise UserError(
+                f"model {backend.name!r} predicts noise (eps), which gives no clean estimate at "
+                "alpha = 0, and its schedule starts there (zero terminal SNR); use a schedule "
+                "without zero terminal SNR, or a v-, x0- or flow-prediction model"
+            )
         self.axis = backend.frame_axis
         self.shape = tuple(backend.latent_shape(plan.latent_frames))
         self.solver: Solver = getattr(backend, "solver", DDIM)

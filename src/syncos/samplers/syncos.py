@@ -86,8 +86,12 @@ class SynCoSOptions(SamplerOptions):
     baseline_noise: str = "fixed"  # one noise for all iterations and the reversion, or fresh each time
     reversion: str = "baseline"  # stage 3 re-noises with the baseline noise or the fused predicted noise
     stage1: bool = True  # False: the paper's "stage 2 only" ablation (no co-denoising at any step)
-    layout: str = "overlap"  # stage 1's chunks: overlapping, shifted tiles, or hybrid (tiles after the window)
-    blend: str = "uniform"  # overlap weights: uniform (the paper's) or pyramid (each chunk's middle counts most)
+    layout: str = (
+        "overlap"  # stage 1's chunks: overlapping, shifted tiles, or hybrid (tiles after the window)
+    )
+    blend: str = (
+        "uniform"  # overlap weights: uniform (the paper's) or pyramid (each chunk's middle counts most)
+    )
     kernel: str = "noisy"  # the RBF kernel sees the noisy chunks (CSD) or the clean chunks of theta
     # Multiply the CSD gradient by d x_t / d theta = alpha. Adam ignores a constant scale, so this
     # only matters where alpha is small (docs/syncos.md).
@@ -202,12 +206,14 @@ def sample_syncos(
     x, history = run.randn(), None
     x0 = torch.zeros_like(x)  # the stage-2-only ablation starts theta here
     window = blend_window(options.blend, plan.chunk_length)
+    synced_at: list[int] = []
     for k in range(len(run.grid)):
         t, a, s, _, _ = run.coefficients(k)
         synced = in_window(options, t, a, s, run.shape) if options.stage1 else a > 0 or options.zero_snr
         if options.stage1:
             x0, eps = codenoise_step(run, x, t, a, s, stage1_plan(plan, options, k, synced), window)
         if synced:
+            synced_at.append(round(t))
             with run.stage("stage2"):
                 x0, eps_base = synchronise(run, x0, t, a, s, options)
             if options.reversion == "baseline" or not options.stage1:
@@ -215,6 +221,22 @@ def sample_syncos(
         elif not options.stage1:  # nothing to synchronise yet: keep theta, re-noise
             eps = run.randn()
         with run.stage("stage3"):
-            x, history = run.step(k, x, x0, eps, history, ode=options.stage1 and not synced)  # re-noised: 1st order
+            x, history = run.step(
+                k, x, x0, eps, history, ode=options.stage1 and not synced
+            )  # re-noised: 1st order
         run.report(k, t, x0)  # the estimate the next latent is built from
-    return run.result(x)
+    result = run.result(x)
+    result.notes = (window_note(options, synced_at, len(run.grid)),)
+    return result
+
+
+def window_note(opts: SynCoSOptions, synced_at: list[int], steps: int) -> str:
+    """Where stage 2 ran, in words; an empty window makes this run plain co-denoising, say so."""
+    rule = f"t > {opts.t_min:g}" if opts.t_min is not None else f"frame log-SNR <= {opts.sync_until:g}"
+    if not synced_at:
+        return (
+            f"the sync window ({rule}) held none of the {steps} steps: this run is plain "
+            "co-denoising; raise sampler.sync_until (or t_min lower) or use more steps"
+        )
+    what = "re-noising only (no CSD move)" if opts.iterations == 0 or opts.lr == 0 else "CSD"
+    return f"stage 2 ({what}) ran at {len(synced_at)} of {steps} steps (t = {', '.join(map(str, synced_at))}; {rule})"
