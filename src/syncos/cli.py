@@ -144,8 +144,6 @@ def _generate(args: argparse.Namespace, main: bool) -> int:
         progress.close()
     if out is None:
         return 0
-    for note in gen.notes:
-        print(f"syncos: note: {note}", file=sys.stderr)
     record = save(gen, out, gif=args.gif, wall_seconds=time.perf_counter() - start)
     if not args.quiet:
         print(f"wrote {out / 'video.mp4'} ({record['frames']} frames, {record['seconds']['total']:.1f} s)")
@@ -154,6 +152,8 @@ def _generate(args: argparse.Namespace, main: bool) -> int:
             print(f"note: {scenario.method} does not use {unused} (kept in run.json)")
         if record.get("metrics"):
             _print_metrics(record["metrics"], f"toyworld metrics of the {record['metrics_from']}")
+        for note in gen.notes:
+            print(f"note: {note}")
     return 0
 
 

@@ -24,10 +24,12 @@ the window is given in *frame log-SNR*, log(alpha^2 / sigma^2) + log(h w / 1024)
 frame of h x w positions: the log-SNR of a frame-wide average, which is what decides
 frame-wide attributes (colour, scene), so the same window holds across schedules and
 resolutions (docs/syncos.md). The default bound is the paper's t_min = 900 on CogVideoX-2B at
-its native size, so on that model the default is the paper's window exactly. Steps with alpha = 0 (t = 999 under zero terminal SNR) are never
-synchronised unless ``zero_snr: true``: there the model's score carries no signal and the update
-is pure repulsion between noise crops, and the paper's reported 2.6x cost equals 50 steps plus
-four (not five) CSD steps, i.e. it skipped that step too.
+its native size, so on that model the default is the paper's window exactly.
+
+Steps with alpha = 0 (t = 999 under zero terminal SNR) are never synchronised unless
+``zero_snr: true``: there the model's score carries no signal and the update is pure repulsion
+between noise crops; the paper's reported 2.6x cost equals 50 steps plus four (not five) CSD
+steps of 20 iterations, i.e. it skipped that step too.
 """
 
 from __future__ import annotations
@@ -239,4 +241,5 @@ def window_note(opts: SynCoSOptions, synced_at: list[int], steps: int) -> str:
             "co-denoising; raise sampler.sync_until (or t_min lower) or use more steps"
         )
     what = "re-noising only (no CSD move)" if opts.iterations == 0 or opts.lr == 0 else "CSD"
-    return f"stage 2 ({what}) ran at {len(synced_at)} of {steps} steps (t = {', '.join(map(str, synced_at))}; {rule})"
+    where = ", ".join(map(str, synced_at))
+    return f"stage 2 ({what}) ran at {len(synced_at)} of {steps} steps (t = {where}; {rule})"
