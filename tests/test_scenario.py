@@ -52,7 +52,7 @@ def test_valid_scenario_round_trips():
         (dict(sampler={"method": "codenoise", "lrate": 1}), r"sampler: unknown key 'lrate'; allowed: method"),
         (dict(sampler={"timestep": "uniform"}), r"sampler\.timestep: must be one of grounded, random"),
         (dict(sampler={"steps": 0}), r"sampler\.steps: must be in \[1, 1000\], got 0"),
-        (dict(sampler={"lr": -1}), r"sampler\.lr: must be in \(0, 10\], got -1"),
+        (dict(sampler={"lr": -1}), r"sampler\.lr: must be in \[0, 10\], got -1"),
         (dict(sampler={"method": "codenoise", "lr": "abc"}), r"sampler\.lr: expected a number, got 'abc'"),
         (dict(sampler={"guidance_scale": float("nan")}), r"sampler\.guidance_scale: must be a finite number"),
         (dict(sampler={"guidance_scale": -1}), r"sampler\.guidance_scale: must be in \[1, 100\]"),
