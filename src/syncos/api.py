@@ -132,6 +132,25 @@ def check_fits(scenario: Scenario, backend: Backend) -> None:
         )
 
 
+def prepare(
+    scenario: Scenario | Mapping[str, Any] | str | Path,
+    *,
+    pipe: Any = None,
+    backend: Backend | None = None,
+    overrides: list[str] | None = None,
+) -> tuple[Scenario, Backend, Plan]:
+    """The validated scenario, its backend and its timeline: everything checked before sampling."""
+    if not isinstance(scenario, Scenario) or overrides:
+        source = scenario.to_dict() if isinstance(scenario, Scenario) else scenario
+        scenario = load_scenario(source, overrides)
+    if backend is None:
+        backend = load_backend(scenario.model, pipe=pipe, **scenario.model_settings())
+    check_fits(scenario, backend)
+    plan = make_plan(scenario, backend)
+    backend.encode(list(plan.prompts))  # a prompt the model cannot take fails now, not mid-run
+    return scenario, backend, plan
+
+
 def generate(
     scenario: Scenario | Mapping[str, Any] | str | Path,
     *,
@@ -146,14 +165,7 @@ def generate(
     offloading stay as set up); ``backend`` reuses a loaded backend across calls.
     """
     start = time.perf_counter()
-    if not isinstance(scenario, Scenario) or overrides:
-        source = scenario.to_dict() if isinstance(scenario, Scenario) else scenario
-        scenario = load_scenario(source, overrides)
-    if backend is None:
-        backend = load_backend(scenario.model, pipe=pipe, **scenario.model_settings())
-    check_fits(scenario, backend)
-    plan = make_plan(scenario, backend)
-    backend.encode(list(plan.prompts))  # a prompt the model cannot take fails now, not mid-run
+    scenario, backend, plan = prepare(scenario, pipe=pipe, backend=backend, overrides=overrides)
     fn = SAMPLERS[scenario.method][0]
     result = fn(backend, plan, scenario.sampler_options(), scenario.seed, callback)
     if not bool(torch.isfinite(result.latent).all()):
@@ -249,4 +261,4 @@ def save(
     return record
 
 
-__all__ = ["Generation", "check_fits", "generate", "make_plan", "save"]
+__all__ = ["Generation", "check_fits", "generate", "make_plan", "prepare", "save"]

@@ -39,20 +39,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, help="one of:")
 
     g = sub.add_parser("generate", help="sample a scenario and write OUTDIR/video.mp4 and run.json")
-    g.add_argument("scenario", help="scenario file (YAML or JSON)")
+    _scenario_arguments(g)
     g.add_argument("-o", "--output", required=True, help="output folder (created if missing)")
-    g.add_argument("--method", help="sampler: independent, codenoise, fifo or syncos (sets sampler.method)")
-    g.add_argument("--model", help="'toyworld', a diffusers model id or a local diffusers folder")
-    g.add_argument("--seed", type=int, help="random seed, 0 <= N < 2**63 (sets seed)")
-    g.add_argument("--steps", type=int, help="denoising steps, 1-1000 (sets sampler.steps)")
-    g.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a scenario key, e.g. --set sampler.lr=0.3 --set height=480 --set events[0].frames=30",
-    )
     g.add_argument("--gif", action="store_true", help="also write video.gif")
+    g.add_argument(
+        "--resume", action="store_true", help="continue the interrupted run whose checkpoint is in OUTDIR"
+    )
+    g.add_argument(
+        "--checkpoint-every",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="write OUTDIR/checkpoint.* every N steps (default 1; also on Ctrl-C and SIGTERM)",
+    )
+    g.add_argument("--save-latent", action="store_true", help="also write the latent to latent.safetensors")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
     g.add_argument(
         "--dist-timeout",
@@ -61,6 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="under torchrun: how long a rank waits for its peers before giving up "
         "(default $SYNCOS_DIST_TIMEOUT or 600)",
     )
+
+    pl = sub.add_parser("plan", help="show the chunk layout, network evaluations and (--time) the cost")
+    _scenario_arguments(pl)
+    pl.add_argument("--time", action="store_true", help="time a few forward passes to estimate wall time")
+    pl.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+    u = sub.add_parser("ui", help="the browser studio (needs the ui extra: pip install 'syncos[ui]')")
+    u.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    u.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    u.add_argument("--scenario", help="scenario file to open (default: examples' ball story on toyworld)")
 
     m = sub.add_parser("metrics", help="print the toyworld metrics of a video")
     m.add_argument("video", help="video file (MP4 or GIF) made from the scenario")
@@ -84,6 +94,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="under torchrun: how long a rank waits for its peers in a chunk-parallel row (default 600)",
     )
     return p
+
+
+def _scenario_arguments(p: argparse.ArgumentParser) -> None:
+    """A scenario file and the options that override it (generate and plan take the same)."""
+    p.add_argument("scenario", help="scenario file (YAML or JSON)")
+    p.add_argument("--method", help="sampler: independent, codenoise, fifo or syncos (sets sampler.method)")
+    p.add_argument("--model", help="'toyworld', a diffusers model id or a local diffusers folder")
+    p.add_argument("--seed", type=int, help="random seed, 0 <= N < 2**63 (sets seed)")
+    p.add_argument("--steps", type=int, help="denoising steps, 1-1000 (sets sampler.steps)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario key, e.g. --set sampler.lr=0.3 --set height=480 --set events[0].frames=30",
+    )
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -112,7 +138,14 @@ class _Progress:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=step.total, desc=self.label, unit="step", file=sys.stderr, leave=False)
+            self.bar = tqdm(
+                total=step.total,
+                initial=step.index,
+                desc=self.label,
+                unit="step",
+                file=sys.stderr,
+                leave=False,
+            )
         self.bar.update(1)
         self.bar.set_postfix(t=f"{step.timestep:.0f}")
 
@@ -130,21 +163,38 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace, main: bool) -> int:
     """Every rank samples; only rank 0 (``main``) shows progress and writes outputs."""
+    from syncos import checkpoint
     from syncos.api import generate, save
-    from syncos.io import check_outdir
+    from syncos.io import check_outdir, write_tensors
     from syncos.scenario import load_scenario
 
     scenario = load_scenario(args.scenario, _overrides(args))
     out = check_outdir(args.output) if main else None  # fail before the long work, not after
+    store = _checkpoint(args, scenario, main)
     progress = _Progress(main and sys.stderr.isatty() and not args.quiet, scenario.method)
     start = time.perf_counter()
     try:
-        gen = generate(scenario, callback=progress)
+        with checkpoint.active(store):  # Ctrl-C / SIGTERM: the checkpoint is kept, no video begun
+            gen = generate(scenario, callback=progress)
+            progress.close()
+            if out is None:
+                return 0
+            record = save(gen, out, gif=args.gif, wall_seconds=time.perf_counter() - start)
+    except KeyboardInterrupt:
+        if main and store.written is not None:
+            progress.close()
+            print(
+                f"syncos: interrupted; step {store.written + 1} is saved in {store.paths[0]}: "
+                "rerun with --resume to continue",
+                file=sys.stderr,
+            )
+            return EXIT_INTERRUPTED
+        raise
     finally:
         progress.close()
-    if out is None:
-        return 0
-    record = save(gen, out, gif=args.gif, wall_seconds=time.perf_counter() - start)
+    if args.save_latent:
+        write_tensors({"latent": gen.latent}, out / "latent.safetensors")
+    store.remove()
     if not args.quiet:
         print(f"wrote {out / 'video.mp4'} ({record['frames']} frames, {record['seconds']['total']:.1f} s)")
         if record.get("unused_options"):
@@ -154,6 +204,41 @@ def _generate(args: argparse.Namespace, main: bool) -> int:
             _print_metrics(record["metrics"], f"toyworld metrics of the {record['metrics_from']}")
         for note in gen.notes:
             print(f"note: {note}")
+    return 0
+
+
+def _checkpoint(args: argparse.Namespace, scenario, main: bool):
+    """The run's checkpoint in OUTDIR; with --resume, loaded (and checked) on every rank."""
+    from syncos.checkpoint import DEFAULT_EVERY, Checkpoint, fingerprint
+
+    store = Checkpoint(args.output, fingerprint(scenario.to_dict()), args.checkpoint_every or DEFAULT_EVERY)
+    say = (lambda line: print(f"syncos: {line}", file=sys.stderr)) if main and not args.quiet else None
+    if args.resume:
+        saved = store.load()
+        if say and saved is None:
+            say(f"no checkpoint in {args.output!r}; starting from the first step")
+        elif say and saved is not None:
+            say(f"resuming after step {saved.step + 1} of {saved.total}")
+    elif say and store.exists():
+        say(f"{args.output!r}: an unfinished run's checkpoint will be replaced (--resume resumes it)")
+    return store
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from syncos.planning import plan_scenario
+
+    plan = plan_scenario(args.scenario, overrides=_overrides(args), timed=args.time)
+    print(json.dumps(plan.to_dict(), indent=2) if args.json else plan.format())
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from syncos.ui import launch
+
+    try:
+        launch(host=args.host, port=args.port, scenario=args.scenario)
+    except ImportError as e:
+        raise UserError(f"the studio needs the ui extra (pip install 'syncos[ui]'): {e}") from None
     return 0
 
 
@@ -246,7 +331,14 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "metrics": cmd_metrics, "vocab": cmd_vocab, "bench": cmd_bench}
+COMMANDS = {
+    "generate": cmd_generate,
+    "plan": cmd_plan,
+    "ui": cmd_ui,
+    "metrics": cmd_metrics,
+    "vocab": cmd_vocab,
+    "bench": cmd_bench,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

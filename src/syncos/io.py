@@ -75,6 +75,19 @@ def write_json(data: Any, path: Path) -> None:
         tmp.write_text(text + "\n", encoding="utf-8")
 
 
+def write_tensors(tensors: dict[str, Any], path: Path) -> None:
+    """A safetensors file, written atomically (tensors are moved to the CPU)."""
+    from safetensors.torch import save_file
+
+    out, seen = {}, set()
+    for k, v in tensors.items():
+        v = v.detach().cpu().contiguous()
+        out[k] = v.clone() if v.untyped_storage().data_ptr() in seen else v  # no shared storage allowed
+        seen.add(v.untyped_storage().data_ptr())
+    with atomic_path(path) as tmp:
+        save_file(out, str(tmp))
+
+
 def write_video(
     frames: Iterable[np.ndarray],
     path: Path,

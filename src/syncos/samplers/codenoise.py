@@ -11,9 +11,11 @@ def sample_codenoise(
 ) -> SampleResult:
     run = Run(backend, plan, options, seed, callback)
     x, history = run.randn(), None
-    for k in range(len(run.grid)):
+    start, x, history = run.resume(len(run.grid), x=x, history=history)
+    for k in range(start, len(run.grid)):
         t, a, s, _, _ = run.coefficients(k)
         x0, eps = codenoise_step(run, x, t, a, s)
         x, history = run.step(k, x, x0, eps, history)  # the model's solver on the fused latent
+        run.checkpoint(k, x=x, history=history)
         run.report(k, t, x0)
     return run.result(x)

@@ -8,9 +8,11 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
+from syncos import checkpoint as ckpt
 from syncos.backends.base import Backend
 from syncos.denoiser import Counter, Denoiser
 from syncos.errors import UserError, shown, type_name
@@ -133,6 +135,8 @@ class Run:
         self.shape = tuple(backend.latent_shape(plan.latent_frames))
         self.solver: Solver = getattr(backend, "solver", DDIM)
         self.first_order: list[int] = []  # steps a multistep solver had to take at first order
+        self.store = ckpt.current()  # resumable runs (syncos.checkpoint); None: no-ops
+        self.total = 0  # steps of the sampler's loop, set by resume()
 
     def randn(self, shape: tuple[int, ...] | None = None) -> torch.Tensor:
         noise = torch.randn(shape or self.shape, generator=self.generator, dtype=torch.float32)
@@ -186,6 +190,43 @@ class Run:
         elif self.first_order:
             text += f"; first order at {len(self.first_order)} of {len(self.grid)} steps (re-noised there)"
         return SampleResult(latent, self.plan, dict(self.counter.nfe), dict(self.counter.seconds), text)
+
+    def resume(self, total: int, **state: Any) -> tuple[Any, ...]:
+        """(first step, *state) for a loop of ``total`` steps: as given, or restored from a checkpoint.
+
+        Restoring also sets the generator, the counts and the solver notes, so the run goes on as
+        if it had never stopped. ``state`` holds tensors, None, or a solver History.
+        """
+        self.total = total
+        saved = self.store.saved if self.store is not None else None
+        if saved is None:
+            return (0, *state.values())
+        shapes = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+        got = {
+            k: tuple(saved.values[k].shape) for k in shapes if isinstance(saved.values.get(k), torch.Tensor)
+        }
+        if got != shapes or saved.total != total or set(saved.values) != set(state):
+            raise UserError(f"the checkpoint holds another run's state (expected {shapes}, {total} steps)")
+        self.generator.set_state(saved.rng)
+        self.counter.nfe, self.counter.seconds = dict(saved.nfe), dict(saved.seconds)
+        self.first_order = list(saved.first_order)
+        device = self.backend.device
+        return (saved.step + 1, *(ckpt.to_device(saved.values[k], device) for k in state))
+
+    def checkpoint(self, k: int, **state: Any) -> None:
+        """Step k is done; ``state`` (with the generator) is all the loop needs to go on from k + 1."""
+        if self.store is not None:
+            self.store.offer(
+                ckpt.State(
+                    step=k,
+                    total=self.total,
+                    values=dict(state),
+                    rng=self.generator.get_state(),
+                    nfe=dict(self.counter.nfe),
+                    seconds=dict(self.counter.seconds),
+                    first_order=list(self.first_order),
+                )
+            )
 
 
 def blend_window(kind: str, length: int) -> torch.Tensor | None:

@@ -151,7 +151,8 @@ def sample_fifo(
 
     out = torch.zeros(run.shape, device=backend.device)
     total = F + N - L
-    for i in range(total):
+    start, queue, out = run.resume(total, queue=queue, out=out)
+    for i in range(start, total):
         with run.stage("stage1"):
             x = queue.movedim(axis, 0)[idx].movedim(1, axis + 1)  # (w, *chunk_shape)
             prompts = event_prompts(i - (N - L))
@@ -173,6 +174,7 @@ def sample_fifo(
         fresh = run.randn(tuple(backend.latent_shape(1))).movedim(axis, 0)
         # the frame that left stays in front as context, at its last (lowest) noise level
         queue = torch.cat([queue.movedim(axis, 0)[1 : P + 1], new[P + 1 :], fresh]).movedim(0, axis)
+        run.checkpoint(i, queue=queue, out=out)
         if callback is not None and callback(Step(i, total, float(g.timesteps[N - 1]), out)) is False:
             raise Cancelled(f"cancelled after step {i + 1} of {total}")
     return replace(run.result(out, first_order="FIFO's windows mix noise levels"), fifo_mode=mode)

@@ -20,10 +20,12 @@ def sample_independent(
     run = Run(backend, plan, options, seed, callback)
     L, F, axis = plan.chunk_length, plan.latent_frames, run.axis
     chunks, history = crop(run.randn(), plan.starts, L, axis), None  # each tile keeps its own trajectory
-    for k in range(len(run.grid)):
+    start, chunks, history = run.resume(len(run.grid), chunks=chunks, history=history)
+    for k in range(start, len(run.grid)):
         t, a, s, _, _ = run.coefficients(k)
         with run.stage("stage1"):
             x0, eps = run.denoiser(chunks, t, a, s, plan.chunk_prompts)
             chunks, history = run.step(k, chunks, x0, eps, history)
+        run.checkpoint(k, chunks=chunks, history=history)
         run.report(k, t, fuse(x0, plan.starts, F, axis, owned=plan.owned))
     return run.result(fuse(chunks, plan.starts, F, axis, owned=plan.owned))

@@ -209,7 +209,10 @@ def sample_syncos(
     x0 = torch.zeros_like(x)  # the stage-2-only ablation starts theta here
     window = blend_window(options.blend, plan.chunk_length)
     synced_at: list[int] = []
-    for k in range(len(run.grid)):
+    start, x, history, x0, synced_at = run.resume(
+        len(run.grid), x=x, history=history, x0=x0, synced_at=synced_at
+    )
+    for k in range(start, len(run.grid)):
         t, a, s, _, _ = run.coefficients(k)
         synced = in_window(options, t, a, s, run.shape) if options.stage1 else a > 0 or options.zero_snr
         if options.stage1:
@@ -226,6 +229,7 @@ def sample_syncos(
             x, history = run.step(
                 k, x, x0, eps, history, ode=options.stage1 and not synced
             )  # re-noised: 1st order
+        run.checkpoint(k, x=x, history=history, x0=x0, synced_at=synced_at)
         run.report(k, t, x0)  # the estimate the next latent is built from
     result = run.result(x)
     result.notes = (window_note(options, synced_at, len(run.grid)),)

@@ -1,0 +1,123 @@
+"""``syncos plan``: the layout and the counts a run will have, before it runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from syncos import api
+from syncos.cli import main
+from syncos.planning import count_nfe, plan_scenario, video_span
+
+SCENARIO = {
+    "model": "toyworld",
+    "model_options": {"chunk_length": 6},
+    "global_prompt": "a red ball on green grass",
+    "events": [
+        {"prompt": "the ball moves to the right", "frames": 9},
+        {"prompt": "the ball jumps", "frames": 4},
+        {"prompt": "night falls", "frames": 8},
+    ],
+    "sampler": {"steps": 6, "stride": 3, "guidance_scale": 3.0},
+}
+# Every method, and the options that change its counts: CFG off, CSD minibatch, fifo partitions.
+CASES = [
+    ("independent", {}),
+    ("codenoise", {"guidance_scale": 1.0}),
+    ("syncos", {"iterations": 2, "t_min": 500, "minibatch": 2}),
+    ("syncos", {"iterations": 0}),
+    ("fifo", {}),
+    ("fifo", {"partitions": 3, "lookahead": False, "guidance_scale": 1.0}),
+]
+
+
+def scenario(method: str, **options) -> dict:
+    return {**SCENARIO, "sampler": {**SCENARIO["sampler"], "method": method, **options}}
+
+
+@pytest.mark.parametrize("method, options", CASES)
+def test_nfe_equals_what_the_run_counts(method, options):
+    data = scenario(method, **options)
+    plan = plan_scenario(data)
+    assert plan.nfe == api.generate(data).nfe
+    scen, backend, timeline = api.prepare(data)
+    assert count_nfe(backend, timeline, method, scen.sampler_options()) == plan.nfe
+
+
+def test_layout_covers_the_video_and_flags_thin_events():
+    plan = plan_scenario(scenario("codenoise"))
+    p = plan.plan
+    assert p.latent_frames == 21 and p.num_chunks == len(plan.chunks) == 6
+    assert [c.latent for c in plan.chunks] == [(s, s + 6) for s in (0, 3, 6, 9, 12, 15)]
+    assert all(c.prompt == p.prompts[c.event] for c in plan.chunks)
+    assert p.prompts[1] == "a red ball on green grass. the ball jumps"  # the full conditioning text
+    assert [e.chunks for e in plan.events] == [3, 1, 2] and plan.thin_events == [1]
+    assert sum(e.chunks for e in plan.events) == p.num_chunks
+    text = plan.format()
+    assert "warning: event 1 gets 1 chunk" in text and "stage1 72 (total 72)" in text
+    # independent samples tiles: its own layout
+    tiles = plan_scenario(scenario("independent"))
+    assert [c.latent for c in tiles.chunks] == [(0, 6), (6, 12), (12, 18), (15, 21)]
+
+
+def test_video_frames_of_a_causal_vae_chunk():
+    class Causal:  # 1 + 4 (n - 1) video frames, as CogVideoX / Wan / LTX
+        def video_frames(self, n):
+            return 1 + 4 * (n - 1)
+
+    b = Causal()
+    assert video_span(b, (0, 13)) == (0, 49) and video_span(b, (4, 17)) == (13, 65)
+
+
+def test_plan_command_text_json_and_time(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(scenario("syncos", iterations=1, t_min=500)))
+    assert main(["plan", str(path), "--steps", "4", "--time"]) == 0
+    text = capsys.readouterr().out
+    assert "toyworld, syncos, 4 steps: 21 video frames" in text and "estimated sampling time:" in text
+    assert main(["plan", str(path), "--method", "fifo", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["method"] == "fifo" and data["estimated_seconds"] is None
+    assert data["total_nfe"] == sum(data["nfe"].values()) and data["thin_events"] == [1]
+    timed = plan_scenario(scenario("codenoise"), timed=True)
+    assert timed.seconds_per_nfe > 0 and timed.estimated_seconds == timed.total_nfe * timed.seconds_per_nfe
+
+
+GIBBERISH = {**SCENARIO, "global_prompt": "qqq", "events": [{"prompt": "zzz", "frames": 21}]}
+
+
+@pytest.mark.parametrize(
+    "data, args, message",
+    [
+        (SCENARIO, ["--method", "nope"], "sampler.method: unknown method 'nope'"),
+        (SCENARIO, ["--set", "sampler.stride=9"], "stride must be in [1, 6]"),
+        (SCENARIO, ["--set", "events=[]"], "events: expected a non-empty list"),
+        (GIBBERISH, [], "qqq"),  # a prompt the model cannot take
+    ],
+)
+def test_plan_rejects_what_generate_rejects(tmp_path, capsys, data, args, message):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    for command in (["plan"], ["generate", "-o", str(tmp_path / "out")]):
+        assert main([*command, str(path), *args]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out" / "video.mp4").exists()
+
+
+def test_plan_of_a_tiny_diffusers_model():
+    sys.path.insert(0, str(Path(__file__).parent / "diffusers"))
+    from diffusers_tiny import load
+
+    backend = load("cogvideox")
+    data = {
+        "global_prompt": "a cat",
+        "events": [{"prompt": "walks", "frames": 9}, {"prompt": "sits", "frames": 9}],
+    }
+    plan = plan_scenario({**data, "model": "tiny"}, backend=backend, timed=True)
+    assert plan.chunks[0].video == (0, backend.video_frames(plan.plan.chunk_length))
+    assert plan.chunks[-1].video[1] == plan.plan.video_frames and plan.seconds_per_nfe > 0
