@@ -211,3 +211,28 @@ def test_under_torchrun_rank0_writes_and_every_rank_resumes(tmp_path, monkeypatc
     assert sorted(p.name for p in two.iterdir()) == ["latent.safetensors", "run.json", "video.mp4"]
     latent = load_file(str(two / "latent.safetensors"))["latent"]
     assert torch.equal(latent, load_file(str(one / "latent.safetensors"))["latent"]), f"after step {step}"
+
+
+@pytest.mark.parametrize("method", ["codenoise", "syncos", "independent"])
+def test_a_multistep_solver_history_is_restored(tmp_path, method):
+    """UniPC carries earlier estimates from step to step: they are part of the checkpoint."""
+    from dist_worker import make_plan
+    from gaussian_backend import GaussianBackend
+    from syncos.samplers import SAMPLERS, sample
+    from syncos.solvers import Solver
+
+    backend = GaussianBackend()
+    backend.solver = Solver("unipc", order=2)
+    plan = make_plan(backend, (8, 8))
+    options = SAMPLERS[method][1](steps=6, guidance_scale=2.0)
+    if method == "syncos":
+        options = SAMPLERS[method][1](steps=6, guidance_scale=2.0, iterations=1, t_min=800)
+    ref = sample(method, backend, plan, options, seed=1)
+    stop = checkpoint.Checkpoint(tmp_path, {"case": method})
+    with checkpoint.active(stop), pytest.raises(Cancelled):
+        sample(method, backend, plan, options, seed=1, callback=lambda s: s.index < 3)
+    go = checkpoint.Checkpoint(tmp_path, {"case": method})
+    assert go.load().step == 3 and go.saved.values["history"].x0  # a history with estimates in it
+    with checkpoint.active(go):
+        got = sample(method, backend, plan, options, seed=1)
+    assert torch.equal(got.latent, ref.latent) and got.nfe == ref.nfe and got.solver == ref.solver
