@@ -223,6 +223,7 @@ class Checkpoint:
         }
         self._writing = True
         try:
+            self.folder.mkdir(parents=True, exist_ok=True)  # the first write creates OUTDIR
             write_tensors(tensors, self.paths[0])
             write_json(meta, self.paths[1])  # after the tensors: a JSON on disk names tensors on disk
             self.written = state.step

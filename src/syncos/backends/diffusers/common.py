@@ -248,6 +248,7 @@ class DiffusersBackend:
         self.name = self.family
         self.options = check_options(self.family, model_options, {**COMMON_OPTIONS, **self.options_help})
         self._cache: dict[str, Any] = {}
+        self._rgb: tuple[torch.Tensor, torch.Tensor] | None = None  # preview(): the fitted map
         self._setup()
         self.solver, self.x0_limit = scheduler_solver(self.pipe.scheduler, self.options.get("solver"))
         if type(self.pipe.scheduler).__name__ in (UNIPC, DPM) and type(self.schedule) is VPSchedule:
@@ -349,6 +350,32 @@ class DiffusersBackend:
         return torch.cat(got)
 
     # ---- decoding -----------------------------------------------------------------------------
+    def preview(self, latent: torch.Tensor) -> np.ndarray:
+        """Frames (T, h, w, 3) uint8 at latent size, by a linear latent-to-RGB map: no VAE decode.
+
+        The map (channels + bias -> RGB) is fitted once, by least squares, to the VAE's own decode
+        of a small random latent tile, so it holds for any family without a table of factors.
+        """
+        if self._rgb is None:
+            self._rgb = self._fit_rgb()
+        w, b = self._rgb
+        z = latent.detach().float().cpu().movedim(self.frame_axis, 0)  # (T, C, h, w)
+        rgb = torch.einsum("tchw,cd->thwd", z, w) + b
+        return ((rgb.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+
+    def _fit_rgb(self) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator("cpu").manual_seed(0)
+        m = max(1, self.size_multiple() // self.spatial_factor)
+        h, w = (min(n, 8 * m) for n in self.latent_hw)
+        tile = torch.randn(self.latent_shape(1), generator=g)[..., :h, :w].to(self.device)
+        with torch.no_grad():
+            video = self._decode_tile(tile).float().cpu()  # (3, T, H, W) in [-1, 1]
+        rgb = torch.nn.functional.adaptive_avg_pool2d(video.mean(1), (h, w))  # (3, h, w)
+        z = tile.float().cpu().movedim(self.frame_axis, 0)[0]  # (C, h, w)
+        x = torch.cat([z.flatten(1), torch.ones(1, h * w)]).T.double()  # (h*w, C + 1)
+        sol = torch.linalg.lstsq(x, rgb.flatten(1).T.double()).solution.float()  # (C + 1, 3)
+        return sol[:-1], sol[-1]
+
     def decode(self, latent: torch.Tensor) -> Iterator[np.ndarray]:
         """Frames (H, W, 3) uint8, decoded in overlapping temporal tiles: memory does not grow with length."""
         tile = int(self.options.get("decode_tile") or self.chunk_length)

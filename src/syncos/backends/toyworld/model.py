@@ -363,11 +363,16 @@ class ToyWorldBackend:
 
     def decode(self, latent: torch.Tensor) -> Iterator[np.ndarray]:
         """uint8 frames (H*k, W*k, 3), nearest-neighbour upscaled by display_scale k."""
-        frames = latent.detach().double().cpu().movedim(self.frame_axis, 0).movedim(1, -1).numpy()
         k = max(1, self.display_scale // self.scale)
-        for frame in frames:
-            img = np.clip(self.world.to_pixels(frame) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        for img in self.preview(latent):
             yield img.repeat(k, axis=0).repeat(k, axis=1)
+
+    def preview(self, latent: torch.Tensor) -> np.ndarray:
+        """uint8 frames (T, H, W, 3) at the world's own size: the exact decode is cheap enough."""
+        frames = latent.detach().double().cpu().movedim(self.frame_axis, 0).movedim(1, -1).numpy()
+        return np.stack(
+            [np.clip(self.world.to_pixels(f) * 255.0 + 0.5, 0, 255).astype(np.uint8) for f in frames]
+        )
 
     def evaluate(self, frames: np.ndarray, global_prompt: str, events: list[tuple[int, int, str]]):
         """The toyworld metrics of a decoded video (:func:`.metrics.evaluate`)."""
