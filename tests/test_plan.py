@@ -121,3 +121,34 @@ def test_plan_of_a_tiny_diffusers_model():
     plan = plan_scenario({**data, "model": "tiny"}, backend=backend, timed=True)
     assert plan.chunks[0].video == (0, backend.video_frames(plan.plan.chunk_length))
     assert plan.chunks[-1].video[1] == plan.plan.video_frames and plan.seconds_per_nfe > 0
+
+
+def test_small_models_run_on_one_thread_unless_the_user_chose(monkeypatch):
+    import torch
+
+    from syncos import threads
+    from syncos.backends.toyworld import ToyWorldBackend
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "_TORCH_DEFAULT", 2)
+    toy = ToyWorldBackend()
+    try:
+        torch.set_num_threads(2)  # torch's default here: syncos picks one thread for toyworld
+        with threads.for_backend(toy):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(3)  # the user's explicit count wins
+        with threads.for_backend(toy):
+            assert torch.get_num_threads() == 3
+        torch.set_num_threads(2)
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")  # so does the variable
+        with threads.for_backend(toy):
+            assert torch.get_num_threads() == 2
+        sys.path.insert(0, str(Path(__file__).parent / "diffusers"))
+        from diffusers_tiny import load
+
+        assert load("cogvideox").threads == 1  # a tiny network: one thread too
+    finally:
+        torch.set_num_threads(before)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from syncos import distributed
+from syncos import distributed, threads
 from syncos.backends import Backend, load_backend
 from syncos.errors import UserError
 from syncos.io import output_folder, write_json, write_video
@@ -167,7 +167,8 @@ def generate(
     start = time.perf_counter()
     scenario, backend, plan = prepare(scenario, pipe=pipe, backend=backend, overrides=overrides)
     fn = SAMPLERS[scenario.method][0]
-    result = fn(backend, plan, scenario.sampler_options(), scenario.seed, callback)
+    with threads.for_backend(backend):  # one thread for toyworld / tiny models unless the user chose
+        result = fn(backend, plan, scenario.sampler_options(), scenario.seed, callback)
     if not bool(torch.isfinite(result.latent).all()):
         raise UserError(
             "sampling diverged: the latent holds NaN or infinity; lower sampler.guidance_scale or sampler.lr"

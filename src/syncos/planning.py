@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from syncos import threads
 from syncos.backends.base import Backend
 from syncos.denoiser import Counter, Denoiser
 from syncos.samplers import FIFOOptions, SamplerOptions, SynCoSOptions
@@ -203,7 +204,8 @@ def plan_scenario(
     scenario, backend, plan = prepare(scenario, pipe=pipe, backend=backend, overrides=overrides)
     out = plan_run(scenario, backend, plan)
     if timed:
-        out.seconds_per_nfe = time_forward(backend, plan, scenario.sampler_options())
+        with threads.for_backend(backend):  # as generate() will run it
+            out.seconds_per_nfe = time_forward(backend, plan, scenario.sampler_options())
     return out
 
 

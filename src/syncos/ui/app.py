@@ -16,7 +16,6 @@ from syncos.errors import UserError, first_line  # noqa: E402
 from syncos.samplers import SAMPLERS  # noqa: E402
 from syncos.ui.jobs import (  # noqa: E402
     DEFAULT_SCENARIO,
-    UNITS,
     Form,
     Studio,
     form_from_scenario,
@@ -78,7 +77,9 @@ def build(studio: Studio, scenario: dict[str, Any] | None = None) -> gr.Blocks:
             generate = gr.Button("generate", variant="primary", elem_id="generate")
             cancel = gr.Button("cancel", variant="stop", elem_id="cancel")
         status = gr.Markdown("", elem_id="status")
-        plan_text = gr.Code("", language=None, label="plan", lines=8, interactive=False, elem_id="plan-text")
+        plan_text = gr.Textbox(
+            "", label="plan", lines=10, max_lines=40, interactive=False, elem_id="plan-text"
+        )
         with gr.Row():
             preview = gr.Image(
                 label="preview (clean estimate while sampling)", interactive=False, elem_id="preview"
@@ -128,10 +129,9 @@ def build(studio: Studio, scenario: dict[str, Any] | None = None) -> gr.Blocks:
             except UserError as e:
                 return f"error: {e}"
 
-        def on_add(ev):
+        def on_add(ev):  # a copy of the last event, to edit
             rows = _rows(ev)
-            last = rows[-1] if rows else ["a new event", 2.0, "seconds"]
-            return rows + [["a new event", last[1], last[2] if last[2] in UNITS else "seconds"]]
+            return rows + [list(rows[-1]) if rows else ["", 2.0, "seconds"]]
 
         def on_remove(ev, r):
             rows = _rows(ev)

@@ -219,6 +219,9 @@ def check_options(family: str, options: dict | None, allowed: dict[str, str]) ->
     return options
 
 
+TINY_PARAMETERS = 10_000_000  # below this a denoising network runs fastest on one CPU thread
+
+
 class DiffusersBackend:
     """Base adapter: a diffusers pipeline seen through the :class:`syncos.backends.base.Backend` protocol."""
 
@@ -309,6 +312,13 @@ class DiffusersBackend:
     def _decode_tile(self, latent: torch.Tensor) -> torch.Tensor:
         """Video (3, T, H, W) in [-1, 1] of one unbatched latent tile."""
         raise NotImplementedError
+
+    @property
+    def threads(self) -> int | None:
+        """1 for a tiny network (test models: threads only cost), else torch's choice (syncos.threads)."""
+        net = getattr(self.pipe, "transformer", None) or getattr(self.pipe, "unet", None)
+        small = net is not None and sum(p.numel() for p in net.parameters()) < TINY_PARAMETERS
+        return 1 if small else None
 
     # ---- shapes -----------------------------------------------------------------------------
     @property

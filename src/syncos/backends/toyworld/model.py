@@ -245,6 +245,7 @@ class ToyWorldBackend:
     device = torch.device("cpu")
     per_frame_timesteps = True  # forward() also takes t of shape (n, F): exact diagonal denoising
     fps = float(W.FPS)
+    threads = 1  # its operations are too small to gain from intra-op threads (syncos.threads)
 
     def __init__(
         self,
