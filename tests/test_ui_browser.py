@@ -88,9 +88,14 @@ def test_edit_plan_generate_and_play(server, browser, tmp_path):
     wait.until(lambda _: len(rows()) == 2)
 
     def type_into(sel: str, text: str) -> None:
-        box = css(sel)
-        box.send_keys(Keys.CONTROL, "a")
-        box.send_keys(text, Keys.TAB)
+        def typed(_) -> bool:  # retyped if the page was still settling and dropped the keys
+            box = css(sel)
+            if box.get_attribute("value") != text:
+                box.send_keys(Keys.CONTROL, "a")
+                box.send_keys(text, Keys.TAB)
+            return box.get_attribute("value") == text
+
+        wait.until(typed)
 
     type_into("#global-prompt textarea", "a blue ball on green grass")
     type_into("#steps input", "3")
@@ -110,10 +115,8 @@ def test_edit_plan_generate_and_play(server, browser, tmp_path):
     plan_text = lambda: css("#plan-text textarea").get_attribute("value")  # noqa: E731
     wait.until(lambda _: "network evaluations" in plan_text())
     plan = plan_text()
-    assert (
-        "codenoise, 3 steps: 18 video frames" in plan
-        and "a blue ball on green grass. the ball bounces" in plan
-    )
+    assert "codenoise, 3 steps: 18 video frames" in plan, plan
+    assert "a blue ball on green grass. the ball bounces" in plan, plan
 
     css("#generate").click()
     WebDriverWait(d, 300, poll_frequency=0.5).until(
