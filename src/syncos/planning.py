@@ -134,7 +134,7 @@ def count_nfe(backend: Backend, plan: Plan, method: str, options: SamplerOptions
     n, L, F = plan.num_chunks, plan.chunk_length, plan.latent_frames
     if method == "fifo":
         assert isinstance(options, FIFOOptions)
-        N = (options.partitions or max(1, round(options.steps / L))) * L
+        N = options.levels(L)
         P = L // 2 if options.lookahead else 0
         return {"init": N * k, "stage1": (F + N - L) * len(_windows(P + N, L, P)) * k}
     grid = backend.schedule.grid(options.steps)
@@ -152,7 +152,7 @@ def count_nfe(backend: Backend, plan: Plan, method: str, options: SamplerOptions
 def method_steps(plan: Plan, method: str, options: SamplerOptions) -> int:
     if method == "fifo":
         assert isinstance(options, FIFOOptions)
-        return (options.partitions or max(1, round(options.steps / plan.chunk_length))) * plan.chunk_length
+        return options.levels(plan.chunk_length)
     return options.steps
 
 
