@@ -143,6 +143,7 @@ class Checkpoint:
         self.written: int | None = None  # the step on disk
         self._pending: State | None = None  # newer than the one on disk, for an interrupt
         self._writing = self._interrupted = False
+        self._created: list[Path] = []
 
     @property
     def paths(self) -> tuple[Path, Path]:
@@ -201,11 +202,17 @@ class Checkpoint:
             self._write(state)
 
     def remove(self) -> None:
-        """The video is written: the checkpoint has served."""
+        """The checkpoint has served (the video is written) or cannot (the input was wrong).
+
+        Folders its first write created go too, if nothing else was put in them.
+        """
         if distributed.is_main():
             for p in self.paths:
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
+            for folder in self._created:  # deepest first
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
     def _write(self, state: State) -> None:
         from syncos.io import write_json, write_tensors
@@ -223,7 +230,9 @@ class Checkpoint:
         }
         self._writing = True
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)  # the first write creates OUTDIR
+            if not self.folder.is_dir():  # the first write creates OUTDIR
+                self._created = [p for p in (self.folder, *self.folder.parents) if not p.exists()]
+                self.folder.mkdir(parents=True, exist_ok=True)
             write_tensors(tensors, self.paths[0])
             write_json(meta, self.paths[1])  # after the tensors: a JSON on disk names tensors on disk
             self.written = state.step

@@ -180,6 +180,9 @@ def _generate(args: argparse.Namespace, main: bool) -> int:
             if out is None:
                 return 0
             record = save(gen, out, gif=args.gif, wall_seconds=time.perf_counter() - start)
+    except UserError:  # found late (e.g. by the metrics): the scenario must change, so must the run
+        store.remove()
+        raise
     except KeyboardInterrupt:
         if main and store.written is not None:
             progress.close()
