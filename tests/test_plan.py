@@ -94,7 +94,7 @@ GIBBERISH = {**SCENARIO, "global_prompt": "qqq", "events": [{"prompt": "zzz", "f
     "data, args, message",
     [
         (SCENARIO, ["--method", "nope"], "sampler.method: unknown method 'nope'"),
-        (SCENARIO, ["--set", "sampler.stride=9"], "stride must be in [1, 6]"),
+        (SCENARIO, ["--set", "sampler.stride=9"], "sampler.stride: must be in [1, 6]"),
         (SCENARIO, ["--set", "events=[]"], "events: expected a non-empty list"),
         (GIBBERISH, [], "qqq"),  # a prompt the model cannot take
     ],

@@ -20,6 +20,7 @@ import contextlib
 import contextvars
 import dataclasses
 import json
+import math
 import signal
 import threading
 from collections.abc import Iterator, Mapping
@@ -65,7 +66,9 @@ def _flatten(value: Any, key: str, tensors: dict[str, torch.Tensor]) -> Any:
     if isinstance(value, (tuple, list)):
         kind = "items" if isinstance(value, tuple) else "list"
         return {kind: [_flatten(v, f"{key}.{i}", tensors) for i, v in enumerate(value)]}
-    return {"value": value}  # None, numbers (inf included), strings
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"float": repr(value)}  # log-SNRs reach -inf / inf; JSON has no such numbers
+    return {"value": value}  # None, numbers, strings
 
 
 def _unflatten(node: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
@@ -80,6 +83,8 @@ def _unflatten(node: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
         return tuple(_unflatten(v, tensors) for v in node["items"])
     if "list" in node:
         return [_unflatten(v, tensors) for v in node["list"]]
+    if "float" in node:
+        return float(node["float"])
     return node["value"]
 
 
