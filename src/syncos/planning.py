@@ -17,8 +17,7 @@ import torch
 from syncos import threads
 from syncos.backends.base import Backend
 from syncos.denoiser import Counter, Denoiser
-from syncos.samplers import FIFOOptions, SamplerOptions, SynCoSOptions
-from syncos.samplers.fifo import _windows
+from syncos.samplers import FIFOOptions, SamplerOptions
 from syncos.scenario import Scenario
 from syncos.timeline import Plan
 
@@ -127,26 +126,31 @@ def video_span(backend: Backend, latent: tuple[int, int]) -> tuple[int, int]:
     return (backend.video_frames(a) if a > 0 else 0, backend.video_frames(b))
 
 
+class _Counting:
+    """A backend whose network returns zeros, on the CPU: its sampler runs the real loop and counts."""
+
+    def __init__(self, backend: Backend):
+        self._backend = backend
+        self.device = torch.device("cpu")
+
+    def __getattr__(self, name: str) -> Any:  # shapes, schedule, solver, guidance hooks: the model's own
+        return getattr(self._backend, name)
+
+    def encode(self, prompts: Sequence[str]) -> list[str]:
+        return list(prompts)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+        return torch.zeros_like(x)
+
+
 def count_nfe(backend: Backend, plan: Plan, method: str, options: SamplerOptions) -> dict[str, int]:
-    """Network evaluations per stage, exactly as the sampler's run counts them (CFG counts two)."""
-    k = 2 if options.guidance_scale != 1.0 else 1
-    plan = method_plan(method, plan)
-    n, L, F = plan.num_chunks, plan.chunk_length, plan.latent_frames
-    if method == "fifo":
-        assert isinstance(options, FIFOOptions)
-        N = options.levels(L)
-        P = L // 2 if options.lookahead else 0
-        return {"init": N * k, "stage1": (F + N - L) * len(_windows(P + N, L, P)) * k}
-    grid = backend.schedule.grid(options.steps)
-    out = {"stage1": len(grid) * n * k}
-    if method == "syncos":
-        assert isinstance(options, SynCoSOptions)
-        csd_steps = sum(float(t) > options.t_min for t in grid.timesteps) if options.iterations > 0 else 0
-        m = n if options.minibatch is None else min(options.minibatch, n)
-        if csd_steps:
-            out["stage2"] = csd_steps * options.iterations * m * k
-        out["stage3"] = 0
-    return out
+    """Network evaluations per stage (CFG counts two), as a run counts them: the sampler's own loop
+    runs over a network that returns zeros, so the count can never drift from the samplers."""
+    from syncos import checkpoint
+    from syncos.samplers import SAMPLERS
+
+    with checkpoint.active(None), torch.no_grad(), threads.for_backend(backend):
+        return SAMPLERS[method][0](_Counting(backend), plan, options, 0).nfe
 
 
 def method_steps(plan: Plan, method: str, options: SamplerOptions) -> int:
