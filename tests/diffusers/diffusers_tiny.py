@@ -387,7 +387,6 @@ def _llama(hidden: int = 16):
 
 def build_hunyuanvideo():
     from diffusers import (
-        AutoencoderKLHunyuanVideo,
         FlowMatchEulerDiscreteScheduler,
         HunyuanVideoPipeline,
         HunyuanVideoTransformer3DModel,
@@ -408,13 +407,7 @@ def build_hunyuanvideo():
         pooled_projection_dim=8,
         rope_axes_dim=(2, 2, 4),
     )
-    torch.manual_seed(0)
-    vae = AutoencoderKLHunyuanVideo(
-        latent_channels=4,
-        block_out_channels=(8, 8, 8, 8),
-        layers_per_block=1,
-        norm_num_groups=2,
-    )
+    vae = _hunyuan_vae()
     torch.manual_seed(0)
     pipe = HunyuanVideoPipeline(
         text_encoder=_llama(16),
@@ -497,6 +490,46 @@ def build_hunyuanvideo15():
     )
     # shorter text and image token runs than the released 1000 / 256 / 729 keep the test fast
     pipe.tokenizer_max_length, pipe.tokenizer_2_max_length, pipe.vision_num_semantic_tokens = 16, 8, 4
+    return _finish(pipe)
+
+
+def _hunyuan_vae():
+    from diffusers import AutoencoderKLHunyuanVideo
+
+    torch.manual_seed(0)
+    return AutoencoderKLHunyuanVideo(
+        latent_channels=4, block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=2
+    )
+
+
+def build_kandinsky5():
+    from diffusers import FlowMatchEulerDiscreteScheduler, Kandinsky5T2VPipeline, Kandinsky5Transformer3DModel
+
+    torch.manual_seed(0)
+    transformer = Kandinsky5Transformer3DModel(
+        in_visual_dim=4,
+        in_text_dim=16,
+        in_text_dim2=8,
+        time_dim=16,
+        out_visual_dim=4,
+        patch_size=(1, 2, 2),
+        model_dim=16,
+        ff_dim=32,
+        num_text_blocks=1,
+        num_visual_blocks=1,
+        axes_dims=(2, 2, 4),
+        visual_cond=True,  # as the released T2V checkpoints: zero condition channels and mask
+    )
+    torch.manual_seed(0)
+    pipe = Kandinsky5T2VPipeline(
+        transformer=transformer,
+        vae=_hunyuan_vae(),
+        text_encoder=_qwen25vl_text(16),
+        tokenizer=make_tokenizer(1024),
+        text_encoder_2=_clip(8),
+        tokenizer_2=make_tokenizer(77),
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=5.0),
+    )
     return _finish(pipe)
 
 
@@ -637,6 +670,7 @@ BUILDERS = {
 MORE_BUILDERS = {
     "hunyuanvideo": build_hunyuanvideo,
     "hunyuanvideo15": build_hunyuanvideo15,
+    "kandinsky5": build_kandinsky5,
     "mochi": build_mochi,
     "skyreels-v2": build_skyreels_v2,
     "skyreels-v2-df": lambda: build_skyreels_v2(diffusion_forcing=True),
@@ -672,6 +706,11 @@ TINY_SETTINGS = {
         "model_options": {"native_frames": 9, "max_sequence_length": 16},
     },
     "hunyuanvideo15": {"height": 32, "width": 32, "model_options": {"native_frames": 9}},
+    "kandinsky5": {
+        "height": 32,
+        "width": 32,
+        "model_options": {"native_frames": 9, "max_sequence_length": 16},
+    },
 }
 
 # Variants that are not separate families: CogVideoX 5B-style RoPE, Wan 2.2 A14B-style two experts,

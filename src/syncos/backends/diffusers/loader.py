@@ -34,6 +34,7 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
     "SkyReelsV2Pipeline": ("skyreels-v2", "skyreels_v2", "SkyReelsV2Backend"),
     "SkyReelsV2DiffusionForcingPipeline": ("skyreels-v2-df", "skyreels_v2", "SkyReelsV2DFBackend"),
     "SanaVideoPipeline": ("sana-video", "sana_video", "SanaVideoBackend"),
+    "Kandinsky5T2VPipeline": ("kandinsky5", "kandinsky5", "Kandinsky5Backend"),
 }
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 SETTINGS = (
