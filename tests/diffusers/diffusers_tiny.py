@@ -814,3 +814,19 @@ def long_video(backend, steps: int = 2, guidance: float = 3.0):
     assert len(frames) == plan.video_frames == backend.video_frames(plan.latent_frames)
     assert all(f.dtype == np.uint8 and f.shape == (backend.height, backend.width, 3) for f in frames)
     return res
+
+
+def decode_matches_stock(backend, stock_decode) -> None:
+    """One decode tile of the adapter == the pipeline's own decoding (stock_decode: latent batch -> video)."""
+    import numpy as np
+
+    b = load(backend.name, model_options={**backend.options, "decode_tile": 64})
+    lat = torch.randn(b.latent_shape(b.chunk_length), generator=torch.Generator().manual_seed(0)) * 0.5
+    frames = np.stack(list(b.decode(lat)))
+    with torch.no_grad():
+        video = stock_decode(b.pipe, lat[None])
+    ref = (
+        (b.pipe.video_processor.postprocess_video(video, output_type="np")[0] * 255).round().astype(np.uint8)
+    )
+    assert frames.shape == ref.shape
+    assert np.abs(frames.astype(int) - ref.astype(int)).max() <= 1

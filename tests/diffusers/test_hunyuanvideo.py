@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from diffusers_tiny import load, long_video, one_chunk, relative_error, tiny_pipe
+from diffusers_tiny import decode_matches_stock, load, long_video, one_chunk, relative_error, tiny_pipe
 
 from syncos.errors import UserError
 
@@ -43,6 +43,15 @@ def test_embedded_guidance_reaches_the_network():
     out = b.forward(x, t, cond)
     b.embedded_guidance = 1.0
     assert not torch.allclose(out, b.forward(x, t, cond), atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["hunyuanvideo", "hunyuanvideo15", "kandinsky5"])
+def test_decode_matches_the_pipeline_s(family):
+    # the three pipelines decode alike: latents / scaling_factor through the VAE
+    decode_matches_stock(
+        load(family),
+        lambda pipe, z: pipe.vae.decode(z / pipe.vae.config.scaling_factor, return_dict=False)[0],
+    )
 
 
 def test_long_two_event_video():

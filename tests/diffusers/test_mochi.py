@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffusers_tiny import load, long_video, one_chunk, relative_error, tiny_pipe
+from diffusers_tiny import decode_matches_stock, load, long_video, one_chunk, relative_error, tiny_pipe
 
 from syncos.errors import UserError
 
@@ -41,6 +41,16 @@ def test_empty_prompt_is_zeroed_alone():
     b = load("mochi")
     both = b.encode(["a cat", ""])
     assert both[1][0].sum() > 0 and both[1][1].sum() == 0  # only the empty prompt's mask is zeroed
+
+
+def test_decode_matches_the_pipeline_s():
+    def stock(pipe, z):  # MochiPipeline's decoding, latents_mean / latents_std from the VAE config
+        c = z.shape[1]
+        mean = torch.tensor(pipe.vae.config.latents_mean).view(1, c, 1, 1, 1)
+        std = torch.tensor(pipe.vae.config.latents_std).view(1, c, 1, 1, 1)
+        return pipe.vae.decode(z * std / pipe.vae.config.scaling_factor + mean, return_dict=False)[0]
+
+    decode_matches_stock(load("mochi"), stock)
 
 
 def test_long_two_event_video():
