@@ -830,3 +830,16 @@ def decode_matches_stock(backend, stock_decode) -> None:
     )
     assert frames.shape == ref.shape
     assert np.abs(frames.astype(int) - ref.astype(int)).max() <= 1
+
+
+def folder_round_trip(family: str, folder) -> None:
+    """save_pretrained, then load by path: the loader finds the family from model_index.json."""
+    from syncos.backends import load_backend
+
+    tiny_pipe(family).save_pretrained(folder)
+    b, ref = load_backend(str(folder), **TINY_SETTINGS[family]), load(family)
+    assert type(b) is type(ref)
+    x, t = torch.randn(2, *b.latent_shape(b.chunk_length)), torch.tensor([900.0, 300.0])
+    assert torch.allclose(
+        b.forward(x, t, b.encode(["a cat", ""])), ref.forward(x, t, ref.encode(["a cat", ""])), atol=1e-5
+    )

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from diffusers_tiny import decode_matches_stock, load, long_video, one_chunk, relative_error, tiny_pipe
+from diffusers_tiny import (
+    decode_matches_stock,
+    folder_round_trip,
+    load,
+    long_video,
+    one_chunk,
+    relative_error,
+    tiny_pipe,
+)
 
 from syncos.errors import UserError
 
@@ -52,6 +60,10 @@ def test_decode_matches_the_pipeline_s(family):
         load(family),
         lambda pipe, z: pipe.vae.decode(z / pipe.vae.config.scaling_factor, return_dict=False)[0],
     )
+
+
+def test_loads_from_a_saved_folder(tmp_path):
+    folder_round_trip("hunyuanvideo", tmp_path)
 
 
 def test_long_two_event_video():

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from diffusers_tiny import TINY_SETTINGS, load, long_video, one_chunk, relative_error, tiny_pipe
+from diffusers_tiny import (
+    TINY_SETTINGS,
+    folder_round_trip,
+    load,
+    long_video,
+    one_chunk,
+    relative_error,
+    tiny_pipe,
+)
 
 from syncos.backends.diffusers import load_diffusers_backend
 from syncos.errors import UserError
@@ -31,6 +39,10 @@ def test_one_chunk_matches_stock_pipeline():
     err = relative_error(mine, ref)
     print(f"hunyuanvideo15: relative max error {err:.1e}")
     assert err < 1e-5
+
+
+def test_loads_from_a_saved_folder(tmp_path):
+    folder_round_trip("hunyuanvideo15", tmp_path)
 
 
 def test_long_two_event_video():

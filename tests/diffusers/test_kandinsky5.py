@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffusers_tiny import load, long_video, one_chunk, relative_error, tiny_pipe
+from diffusers_tiny import folder_round_trip, load, long_video, one_chunk, relative_error, tiny_pipe
 
 from syncos.errors import UserError
 
@@ -44,6 +44,10 @@ def test_rows_with_different_text_lengths_equal_single_rows():
     batch = b.forward(x, t, cond)
     single = torch.cat([b.forward(x[i : i + 1], t[i : i + 1], b.encode([p])) for i, p in enumerate(prompts)])
     assert torch.allclose(batch, single, atol=1e-5)
+
+
+def test_loads_from_a_saved_folder(tmp_path):
+    folder_round_trip("kandinsky5", tmp_path)
 
 
 def test_long_two_event_video():

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffusers_tiny import decode_matches_stock, load, long_video, one_chunk, relative_error, tiny_pipe
+from diffusers_tiny import (
+    decode_matches_stock,
+    folder_round_trip,
+    load,
+    long_video,
+    one_chunk,
+    relative_error,
+    tiny_pipe,
+)
 
 from syncos.errors import UserError
 
@@ -51,6 +59,10 @@ def test_decode_matches_the_pipeline_s():
         return pipe.vae.decode(z * std / pipe.vae.config.scaling_factor + mean, return_dict=False)[0]
 
     decode_matches_stock(load("mochi"), stock)
+
+
+def test_loads_from_a_saved_folder(tmp_path):
+    folder_round_trip("mochi", tmp_path)
 
 
 def test_long_two_event_video():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffusers_tiny import load, long_video, one_chunk, relative_error, tiny_pipe
+from diffusers_tiny import folder_round_trip, load, long_video, one_chunk, relative_error, tiny_pipe
 
 from syncos.errors import UserError
 
@@ -38,6 +38,10 @@ def test_instruction_prefixes_prompts_but_not_the_empty_one():
     with_, without = b.encode(["a cat", ""]), plain.encode(["a cat", ""])
     assert not torch.allclose(with_[0][0], without[0][0])
     assert torch.equal(with_[0][1], without[0][1])
+
+
+def test_loads_from_a_saved_folder(tmp_path):
+    folder_round_trip("sana-video", tmp_path)
 
 
 def test_long_two_event_video():

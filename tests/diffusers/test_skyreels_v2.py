@@ -7,7 +7,16 @@ import copy
 
 import pytest
 import torch
-from diffusers_tiny import TINY_SETTINGS, load, long_video, make_plan, one_chunk, relative_error, tiny_pipe
+from diffusers_tiny import (
+    TINY_SETTINGS,
+    folder_round_trip,
+    load,
+    long_video,
+    make_plan,
+    one_chunk,
+    relative_error,
+    tiny_pipe,
+)
 
 from syncos.backends.diffusers import load_diffusers_backend
 from syncos.errors import UserError
@@ -108,6 +117,11 @@ def test_df_per_frame_timesteps_are_the_transformer_s():
     uniform = b.forward(x, torch.tensor([600.0, 500.0]), cond)
     assert torch.allclose(uniform, b.forward(x, torch.tensor([[600.0] * L, [500.0] * L]), cond), atol=1e-6)
     assert not torch.allclose(uniform, out, atol=1e-4)
+
+
+@pytest.mark.parametrize("family", ["skyreels-v2", "skyreels-v2-df"])
+def test_loads_from_a_saved_folder(tmp_path, family):
+    folder_round_trip(family, tmp_path)
 
 
 @pytest.mark.parametrize("family", ["skyreels-v2", "skyreels-v2-df"])
