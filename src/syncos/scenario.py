@@ -193,7 +193,7 @@ def _sampler(raw: Any) -> tuple[str, int | None, str, dict[str, Any]]:
     options: dict[str, Any] = {}
     preset = raw.get("preset")
     if preset is not None and preset not in PRESETS:
-        raise UserError(f"sampler.preset: unknown preset {_shown(preset)}; allowed: {', '.join(PRESETS)}")
+        raise UserError(f"sampler.preset: unknown preset {shown(preset)}; allowed: {', '.join(PRESETS)}")
     for options_type in dict.fromkeys(owners.values()):  # the method's own options first
         given = {k: v for k, v in raw.items() if owners.get(k) is options_type}
         if preset is not None and "preset" in _field_names(options_type):
