@@ -229,6 +229,9 @@ class DiffusersBackend:
     options_help: ClassVar[dict[str, str]] = {}
     causal_vae: ClassVar[bool] = True
     default_fps: ClassVar[float] = 8.0
+    native_frames: ClassVar[int] = (
+        0  # video frames of the native clip (model_options.native_frames overrides)
+    )
 
     # set by subclasses in __init__
     prediction: str
@@ -296,7 +299,10 @@ class DiffusersBackend:
         raise NotImplementedError
 
     def native_chunk_length(self) -> int:
-        raise NotImplementedError
+        """The native clip in latent frames: ``native_frames`` video frames unless a family knows better."""
+        frames = int(self.options.get("native_frames") or self.native_frames)
+        r = self.temporal_factor
+        return (frames - 1) // r + 1 if self.causal_vae else frames // r
 
     def native_stride(self, chunk_length: int) -> int:
         """Paper: 13 latent frames with stride 4 on CogVideoX-2B; the same ratio elsewhere."""

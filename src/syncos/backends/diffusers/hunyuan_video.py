@@ -31,6 +31,7 @@ class HunyuanVideoBackend(DiffusersBackend):
     }
     causal_vae = True
     default_fps = 24.0
+    native_frames = 129
 
     def _setup(self) -> None:
         pipe = self.pipe
@@ -53,10 +54,6 @@ class HunyuanVideoBackend(DiffusersBackend):
 
     def size_multiple(self) -> int:
         return self.spatial_factor * self.p
-
-    def native_chunk_length(self) -> int:
-        frames = int(self.options.get("native_frames") or 129)
-        return (frames - 1) // self.temporal_factor + 1
 
     def _encode_uncached(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         dtype = self.pipe.transformer.dtype

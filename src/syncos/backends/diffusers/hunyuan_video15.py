@@ -42,6 +42,7 @@ class HunyuanVideo15Backend(DiffusersBackend):
     options_help = {"native_frames": "video frames of the model's native clip (default 121)"}
     causal_vae = True
     default_fps = 24.0
+    native_frames = 121
 
     def _setup(self) -> None:
         pipe = self.pipe
@@ -62,10 +63,6 @@ class HunyuanVideo15Backend(DiffusersBackend):
 
     def size_multiple(self) -> int:
         return self.spatial_factor * self.p
-
-    def native_chunk_length(self) -> int:
-        frames = int(self.options.get("native_frames") or 121)
-        return (frames - 1) // self.temporal_factor + 1
 
     def _encode_uncached(self, prompts: list[str]) -> tuple[torch.Tensor, ...]:
         return self.pipe.encode_prompt(

@@ -25,6 +25,7 @@ class Kandinsky5Backend(DiffusersBackend):
     }
     causal_vae = True
     default_fps = 24.0
+    native_frames = 121
 
     def _setup(self) -> None:
         pipe = self.pipe
@@ -47,10 +48,6 @@ class Kandinsky5Backend(DiffusersBackend):
 
     def size_multiple(self) -> int:
         return max(16, self.spatial_factor * max(self.patch[1:]))  # the pipeline checks multiples of 16
-
-    def native_chunk_length(self) -> int:
-        frames = int(self.options.get("native_frames") or 121)
-        return (frames - 1) // self.temporal_factor + 1
 
     def _encode_uncached(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         dtype, width = self.pipe.transformer.dtype, self.max_sequence_length

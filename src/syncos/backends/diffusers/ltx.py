@@ -45,6 +45,7 @@ class LTXBackend(DiffusersBackend):
     }
     causal_vae = True
     default_fps = 25.0  # LTXPipeline's frame_rate default, used for its RoPE scale
+    native_frames = 161
 
     def _setup(self) -> None:
         pipe = self.pipe
@@ -87,10 +88,6 @@ class LTXBackend(DiffusersBackend):
 
     def size_multiple(self) -> int:
         return self.spatial_factor * self.p
-
-    def native_chunk_length(self) -> int:
-        frames = int(self.options.get("native_frames") or 161)
-        return (frames - 1) // self.temporal_factor + 1
 
     def _encode_uncached(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         embeds, mask, _, _ = self.pipe.encode_prompt(

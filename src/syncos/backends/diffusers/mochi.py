@@ -35,6 +35,7 @@ class MochiBackend(DiffusersBackend):
     }
     causal_vae = True
     default_fps = 30.0
+    native_frames = 163
 
     def _setup(self) -> None:
         pipe = self.pipe
@@ -60,10 +61,6 @@ class MochiBackend(DiffusersBackend):
 
     def size_multiple(self) -> int:
         return self.spatial_factor * self.p
-
-    def native_chunk_length(self) -> int:
-        frames = int(self.options.get("native_frames") or 163)
-        return (frames - 1) // self.temporal_factor + 1
 
     def _encode_uncached(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         # one prompt per call: with force_zeros_for_empty_prompt the pipeline zeroes a whole batch

@@ -26,6 +26,7 @@ class SanaVideoBackend(DiffusersBackend):
     }
     causal_vae = True
     default_fps = 16.0
+    native_frames = 81
 
     def _setup(self) -> None:
         pipe = self.pipe
@@ -55,10 +56,6 @@ class SanaVideoBackend(DiffusersBackend):
 
     def size_multiple(self) -> int:
         return max(32, self.spatial_factor * max(self.patch[1:]))  # SanaVideoPipeline checks multiples of 32
-
-    def native_chunk_length(self) -> int:
-        frames = int(self.options.get("native_frames") or 81)
-        return (frames - 1) // self.temporal_factor + 1
 
     def _encode_uncached(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         def encode(texts: list[str], instruction: list[str] | None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -22,13 +22,10 @@ class SkyReelsV2Backend(WanBackend):
         "native_frames": "video frames of the model's native clip (default 97)",
     }
     default_fps = 24.0
+    native_frames = 97
 
     def default_size(self) -> tuple[int, int]:
         return 544, 960
-
-    def native_chunk_length(self) -> int:
-        frames = int(self.options.get("native_frames") or 97)
-        return (frames - 1) // self.temporal_factor + 1
 
     def _call(self, x: torch.Tensor, t: torch.Tensor, cond: Any, **kw: Any) -> torch.Tensor:
         tr = self.pipe.transformer

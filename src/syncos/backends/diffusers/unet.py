@@ -22,6 +22,7 @@ class UNetBackend(DiffusersBackend):
     options_help = {"native_frames": "frames of the model's native clip (default 16)"}
     causal_vae = False
     default_fps = 8.0
+    native_frames = 16
 
     def _setup(self) -> None:
         pipe = self.pipe
@@ -40,9 +41,6 @@ class UNetBackend(DiffusersBackend):
 
     def size_multiple(self) -> int:
         return self.spatial_factor * 2 ** (len(self.pipe.unet.config.down_block_types) - 1)
-
-    def native_chunk_length(self) -> int:
-        return int(self.options.get("native_frames") or 16)
 
     def native_stride(self, chunk_length: int) -> int:
         return max(1, chunk_length // 4)  # 16-frame windows with stride 4, as Gen-L-Video / FreeNoise

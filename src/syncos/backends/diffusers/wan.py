@@ -25,6 +25,7 @@ class WanBackend(DiffusersBackend):
     }
     causal_vae = True
     default_fps = 16.0
+    native_frames = 81
 
     def _setup(self) -> None:
         pipe = self.pipe
@@ -60,10 +61,6 @@ class WanBackend(DiffusersBackend):
 
     def size_multiple(self) -> int:
         return self.spatial_factor * max(self.patch[1], self.patch[2])
-
-    def native_chunk_length(self) -> int:
-        frames = int(self.options.get("native_frames") or 81)
-        return (frames - 1) // self.temporal_factor + 1
 
     def _encode_uncached(self, prompts: list[str]) -> torch.Tensor:
         embeds, _ = self.pipe.encode_prompt(
