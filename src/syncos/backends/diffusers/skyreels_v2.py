@@ -44,15 +44,11 @@ class SkyReelsV2Backend(WanBackend):
 
 class SkyReelsV2DFBackend(SkyReelsV2Backend):
     family = "skyreels-v2-df"
-    per_frame_timesteps = True
+    per_frame_timesteps = True  # shadows Wan's property: this transformer always takes them
 
     def __init__(self, pipe: Any, **kw: Any):
         super().__init__(pipe, **kw)
         self._check_frames(self.chunk_length)
-
-    def _setup(self) -> None:
-        super()._setup()
-        self.per_frame_timesteps = True  # Wan's setup decides it for Wan; this transformer always takes them
 
     def _check_frames(self, frames: int) -> None:
         block = int(self.pipe.transformer.config.num_frame_per_block)
