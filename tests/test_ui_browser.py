@@ -41,14 +41,16 @@ def _free_port() -> int:
 
 @pytest.fixture
 def server(tmp_path):
-    from syncos.ui.app import build
-    from syncos.ui.jobs import Studio
+    """``syncos ui``'s own entry point, not blocking; on 127.0.0.1, the default."""
+    import yaml
+
+    from syncos.ui.app import launch
 
     port = _free_port()
-    demo = build(Studio(tmp_path / "studio", preview_every=0.0), SCENARIO)
-    demo.queue().launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, footer_links=[]
-    )
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump(SCENARIO))
+    demo = launch(port=port, scenario=str(path), root=str(tmp_path / "studio"), block=False)
+    assert demo.server_name == "127.0.0.1"
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:

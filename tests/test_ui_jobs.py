@@ -145,3 +145,10 @@ def test_plan_uses_the_cached_backend(tmp_path):
     studio = Studio(tmp_path)
     plan = studio.plan(TINY)
     assert plan.nfe == {"stage1": 3 * 3 * 2} and studio.backend(TINY) is studio.backend(dict(TINY))
+
+
+def test_ui_command_defaults_to_this_machine_only():
+    from syncos.cli import build_parser
+
+    args = build_parser().parse_args(["ui"])
+    assert (args.host, args.port, args.scenario) == ("127.0.0.1", 7860, None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from syncos.ui.jobs import (  # noqa: E402
 )
 
 HEADERS = ["prompt", "duration", "unit"]
+CSS = "#plan-text textarea { font-family: ui-monospace, monospace; }"  # the plan's tables line up
 MODELS = ["toyworld", "THUDM/CogVideoX-2b", "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"]
 
 
@@ -196,17 +196,21 @@ def build(studio: Studio, scenario: dict[str, Any] | None = None) -> gr.Blocks:
 
 
 def launch(
-    host: str = "127.0.0.1", port: int = 7860, scenario: str | None = None, root: str | None = None
-) -> None:
-    """Serve the studio until interrupted; outputs go to ROOT (default: a temporary folder)."""
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    scenario: str | None = None,
+    root: str | None = None,
+    block: bool = True,
+) -> gr.Blocks:
+    """Serve the studio (until interrupted, unless ``block`` is False); outputs go to ROOT (default: a
+    temporary folder). Only this machine can reach it unless ``host`` says otherwise."""
     from syncos.scenario import read_scenario_file
 
     raw = read_scenario_file(scenario) if scenario else None
     if raw is not None:
         from_yaml(to_yaml(raw))  # the scenario's own errors, before the server starts
     folder = Path(root or tempfile.mkdtemp(prefix="syncos-studio-"))
-    studio = Studio(folder)
-    demo = build(studio, raw)
+    demo = build(Studio(folder), raw)
     print(f"syncos studio on http://{host}:{port} (outputs in {folder}); Ctrl-C stops it", flush=True)
     demo.queue().launch(
         server_name=host,
@@ -215,19 +219,7 @@ def launch(
         quiet=True,
         footer_links=[],
         share=False,
+        prevent_thread_lock=not block,
+        css=CSS,
     )
-
-
-def wait_for(url: str, seconds: float = 60.0) -> None:
-    """Block until the server at ``url`` answers (for scripts and tests)."""
-    import urllib.request
-
-    end = time.monotonic() + seconds
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            return
-        except OSError:
-            if time.monotonic() > end:
-                raise
-            time.sleep(0.2)
+    return demo
