@@ -103,15 +103,28 @@ def test_edit_plan_generate_and_play(server, browser, tmp_path):
     type_into("#steps input", "3")
     css("#add-event").click()  # a third event: a copy of the last one
     wait.until(lambda _: len(rows()) == 3)
-    cell = d.find_elements(By.CSS_SELECTOR, "#events [role=gridcell]")[6]  # its prompt
-    ActionChains(d).double_click(cell).perform()
-    ActionChains(d).key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL).perform()
-    ActionChains(d).send_keys("the ball bounces", Keys.ENTER).perform()
-    wait.until(lambda _: "the ball bounces" in rows()[2])
+    prompt_of = lambda i: rows()[i].split("\n")[0]  # noqa: E731
+
+    def edit_cell(_) -> bool:  # the third row's prompt; again if the editor was not ready
+        cell = d.find_elements(By.CSS_SELECTOR, "#events [role=gridcell]")[6]
+        ActionChains(d).double_click(cell).perform()
+        box = d.switch_to.active_element
+        if box.tag_name not in ("input", "textarea"):
+            return False
+        box.send_keys(Keys.CONTROL, "a")
+        box.send_keys(Keys.DELETE)
+        if box.get_attribute("value"):
+            box.send_keys(Keys.ESCAPE)
+            return False
+        box.send_keys("the ball bounces", Keys.ENTER)
+        return True
+
+    wait.until(edit_cell)
+    wait.until(lambda _: prompt_of(2) == "the ball bounces")
     type_into("#row input", "3")
     css("#move-up").click()  # reorder: the new event goes second
-    wait.until(lambda _: "the ball bounces" in rows()[1])
-    assert "night falls" in rows()[2]
+    wait.until(lambda _: prompt_of(1) == "the ball bounces")
+    assert prompt_of(2) == "night falls"
 
     css("#plan").click()
     plan_text = lambda: css("#plan-text textarea").get_attribute("value")  # noqa: E731
