@@ -19,12 +19,12 @@ window only re-noises the trajectory with fresh noise: the *re-noise control*, w
 what the CSD move earns from what stochastic re-noising alone earns.
 
 The window. ``t_min`` (the paper's rule, t > t_min on the model's 0..1000 scale) does not mean
-the same on every model: a flow model's t = 500 is log-SNR 0, CogVideoX's is -2.3. By default
-the window is given in *frame log-SNR*, log(alpha^2 / sigma^2) + log(h w / 1024) for a latent
-frame of h x w positions: the log-SNR of a frame-wide average, which is what decides
-frame-wide attributes (colour, scene), so the same window holds across schedules and
-resolutions (docs/syncos.md). The default bound is the paper's t_min = 900 on CogVideoX-2B at
-its native size, so on that model the default is the paper's window exactly.
+the same on every model: a flow model's t = 500 is log-SNR 0, CogVideoX's is -2.3, and the
+paper's t_min = 900 runs CSD at 4 of CogVideoX's 50 steps but at 13 on a shift-3 flow model.
+By default the window is given in log-SNR, log(alpha^2 / sigma^2), which a model's decisions
+depend on whatever its schedule calls the step; the default bound is the paper's t_min = 900 on
+CogVideoX's schedule, so on CogVideoX the default is the paper's window exactly. (A resolution
+term, + log(h w) for h x w latent positions, was measured and not adopted: docs/syncos.md.)
 
 Steps with alpha = 0 (t = 999 under zero terminal SNR) are never synchronised unless
 ``zero_snr: true``: there the model's score carries no signal and the update is pure repulsion
@@ -78,10 +78,10 @@ class SynCoSOptions(SamplerOptions):
     optimizer: str = "adamw"
     weight_decay: float = 0.0  # torch's AdamW default (0.01) would shrink the latent by ~lr*0.01 a step
     t_min: float | None = None  # the paper's window, t > t_min (0..1000); None: the log-SNR window
-    # The window in frame log-SNR: sync_from < lambda <= sync_until. -5.3 is the paper's t_min = 900
-    # on CogVideoX-2B at its native 480x720 (a 60x90 latent): the same window, on any model.
+    # The window in log-SNR: sync_from < lambda <= sync_until. -6.96 is the paper's t_min = 900 on
+    # CogVideoX's schedule: the same window, said in a quantity every schedule shares.
     sync_from: float = -30.0
-    sync_until: float = -5.3
+    sync_until: float = -6.96
     zero_snr: bool = False  # also synchronise where alpha = 0 (no signal; the paper skipped it)
     minibatch: int | None = None  # chunks per CSD iteration, None = all
     timestep: str = "grounded"  # CSD at the sampling timestep, or a random one (ablation)
@@ -132,22 +132,20 @@ PRESETS: dict[str, dict] = {
 assert all(k in {f.name for f in fields(SynCoSOptions)} for p in PRESETS.values() for k in p)
 
 
-def frame_log_snr(alpha: float, sigma: float, latent_shape: tuple[int, ...]) -> float:
-    """log(alpha^2 / sigma^2) of a frame-wide average: + log(h w / 1024) for h x w latent positions."""
+def log_snr(alpha: float, sigma: float) -> float:
+    """log(alpha^2 / sigma^2): -inf at alpha = 0, +inf at sigma = 0."""
     if alpha <= 0:
         return -math.inf
-    if sigma <= 0:
-        return math.inf
-    return 2 * math.log(alpha / sigma) + math.log(latent_shape[-2] * latent_shape[-1] / 1024)
+    return math.inf if sigma <= 0 else 2 * math.log(alpha / sigma)
 
 
-def in_window(opts: SynCoSOptions, t: float, alpha: float, sigma: float, latent_shape) -> bool:
-    if alpha <= 0 and not opts.zero_snr:
-        return False
+def in_window(opts: SynCoSOptions, t: float, alpha: float, sigma: float) -> bool:
+    """Whether stage 2 runs at this step (alpha = 0 steps only with ``zero_snr``)."""
+    if alpha <= 0:
+        return opts.zero_snr
     if opts.t_min is not None:
         return t > opts.t_min
-    lam = frame_log_snr(alpha, sigma, latent_shape)
-    return opts.zero_snr and alpha <= 0 or opts.sync_from < lam <= opts.sync_until
+    return opts.sync_from < log_snr(alpha, sigma) <= opts.sync_until
 
 
 def synchronise(
@@ -214,7 +212,7 @@ def sample_syncos(
     )
     for k in range(start, len(run.grid)):
         t, a, s, _, _ = run.coefficients(k)
-        synced = in_window(options, t, a, s, run.shape) if options.stage1 else a > 0 or options.zero_snr
+        synced = in_window(options, t, a, s) if options.stage1 else a > 0 or options.zero_snr
         if options.stage1:
             x0, eps = codenoise_step(run, x, t, a, s, stage1_plan(plan, options, k, synced), window)
         if synced:
@@ -238,7 +236,7 @@ def sample_syncos(
 
 def window_note(opts: SynCoSOptions, synced_at: list[int], steps: int) -> str:
     """Where stage 2 ran, in words; an empty window makes this run plain co-denoising, say so."""
-    rule = f"t > {opts.t_min:g}" if opts.t_min is not None else f"frame log-SNR <= {opts.sync_until:g}"
+    rule = f"t > {opts.t_min:g}" if opts.t_min is not None else f"log-SNR <= {opts.sync_until:g}"
     if not synced_at:
         return (
             f"the sync window ({rule}) held none of the {steps} steps: this run is plain "
