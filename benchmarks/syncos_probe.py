@@ -48,6 +48,8 @@ VARIANTS: dict[str, dict] = {
     "renoise": {"method": "syncos", "iterations": 0},
     "renoise-t500": {"method": "syncos", "iterations": 0, "t_min": 500.0},
     "renoise-snr": {"method": "syncos", "iterations": 0, "sync_until": -2.25},
+    # the same bound with a resolution term, + log(h w / 1024): at toyworld scale 2, -2.25 - log 4
+    "renoise-res": {"method": "syncos", "iterations": 0, "sync_until": -3.64},
     "shifted": {"method": "syncos", "layout": "shifted", "sync_until": -60.0, "sync_from": -61.0},
     "shifted-renoise": {"method": "syncos", "layout": "shifted", "iterations": 0},
     "shifted-csd": {"method": "syncos", "layout": "shifted", "lr": 0.05, "kernel": "clean", "iterations": 5},
