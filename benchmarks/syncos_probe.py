@@ -59,8 +59,6 @@ VARIANTS: dict[str, dict] = {
     "renoise-1": {"method": "syncos", "iterations": 0, "sync_until": -1.0},
     "renoise-3.5": {"method": "syncos", "iterations": 0, "sync_until": -3.5},
     "renoise-0": {"method": "syncos", "iterations": 0, "sync_until": 0.0},
-    "hybrid-renoise": {"method": "syncos", "layout": "hybrid", "iterations": 0},
-    "hybrid": {"method": "syncos", "layout": "hybrid", "lr": 0.05, "kernel": "clean", "iterations": 2},
     "pyramid": {"method": "syncos", "blend": "pyramid", "sync_until": -60.0, "sync_from": -61.0},
     "pyramid-renoise-1": {"method": "syncos", "blend": "pyramid", "iterations": 0, "sync_until": -1.0},
     "stage2-only": {"method": "syncos", "preset": "paper", "stage1": False},

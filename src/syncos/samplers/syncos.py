@@ -61,7 +61,7 @@ CHOICES = {
     "baseline_noise": ("fixed", "fresh"),
     "reversion": ("baseline", "predicted"),
     "kernel": ("noisy", "clean"),
-    "layout": ("overlap", "shifted", "hybrid"),
+    "layout": ("overlap", "shifted"),
     "preset": ("default", "paper"),
     "blend": ("uniform", "pyramid"),
 }
@@ -88,12 +88,8 @@ class SynCoSOptions(SamplerOptions):
     baseline_noise: str = "fixed"  # one noise for all iterations and the reversion, or fresh each time
     reversion: str = "baseline"  # stage 3 re-noises with the baseline noise or the fused predicted noise
     stage1: bool = True  # False: the paper's "stage 2 only" ablation (no co-denoising at any step)
-    layout: str = (
-        "overlap"  # stage 1's chunks: overlapping, shifted tiles, or hybrid (tiles after the window)
-    )
-    blend: str = (
-        "uniform"  # overlap weights: uniform (the paper's) or pyramid (each chunk's middle counts most)
-    )
+    layout: str = "overlap"  # stage 1's chunks: the paper's overlapping ones, or shifted tiles
+    blend: str = "uniform"  # overlap weights: uniform (the paper's) or pyramid (chunk middles count most)
     kernel: str = "noisy"  # the RBF kernel sees the noisy chunks (CSD) or the clean chunks of theta
     # Multiply the CSD gradient by d x_t / d theta = alpha. Adam ignores a constant scale, so this
     # only matters where alpha is small (docs/syncos.md).
@@ -192,9 +188,9 @@ def synchronise(
     return theta.detach(), eps_base
 
 
-def stage1_plan(plan: Plan, opts: SynCoSOptions, k: int, synced: bool = False) -> Plan:
+def stage1_plan(plan: Plan, opts: SynCoSOptions, k: int) -> Plan:
     """Stage 1's chunks at step k: the plan's own, or tiles shifted by a golden-ratio offset."""
-    if opts.layout == "overlap" or (opts.layout == "hybrid" and synced):
+    if opts.layout == "overlap":
         return plan
     return plan.with_tiles(int(((k * GOLDEN) % 1.0) * plan.chunk_length))
 
@@ -214,7 +210,7 @@ def sample_syncos(
         t, a, s, _, _ = run.coefficients(k)
         synced = in_window(options, t, a, s) if options.stage1 else a > 0 or options.zero_snr
         if options.stage1:
-            x0, eps = codenoise_step(run, x, t, a, s, stage1_plan(plan, options, k, synced), window)
+            x0, eps = codenoise_step(run, x, t, a, s, stage1_plan(plan, options, k), window)
         if synced:
             synced_at.append(round(t))
             with run.stage("stage2"):
