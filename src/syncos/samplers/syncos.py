@@ -219,10 +219,8 @@ def sample_syncos(
                 eps = eps_base
         elif not options.stage1:  # nothing to synchronise yet: keep theta, re-noise
             eps = run.randn()
-        with run.stage("stage3"):
-            x, history = run.step(
-                k, x, x0, eps, history, ode=options.stage1 and not synced
-            )  # re-noised: 1st order
+        with run.stage("stage3"):  # a re-noised step is not on the ODE: first order there
+            x, history = run.step(k, x, x0, eps, history, ode=options.stage1 and not synced)
         run.checkpoint(k, x=x, history=history, x0=x0, synced_at=synced_at)
         run.report(k, t, x0)  # the estimate the next latent is built from
     result = run.result(x)
