@@ -207,9 +207,18 @@ def test_shifted_tiles_never_average_chunks():
 
 
 def test_paper_preset():
+    from syncos.errors import UserError
+
     o = SynCoSOptions.from_preset("paper")
-    assert (o.t_min, o.iterations, o.lr, o.layout, o.preset) == (900.0, 20, 0.5, "overlap", "paper")
+    assert (o.t_min, o.iterations, o.lr, o.layout) == (900.0, 20, 0.5, "overlap")
     assert SynCoSOptions.from_preset("paper", lr=0.3).lr == 0.3
+    from syncos.scenario import load_scenario
+
+    raw = {"global_prompt": "a red ball", "events": [{"prompt": "jumps", "frames": 24}]}
+    sc = load_scenario({**raw, "sampler": {"preset": "paper", "iterations": 3}})
+    assert sc.sampler_options() == SynCoSOptions.from_preset("paper", iterations=3)
+    with pytest.raises(UserError, match="sampler.preset: must be one of default, paper"):
+        load_scenario({**raw, "sampler": {"preset": "fast"}})
 
 
 def test_nfe_counts():

@@ -18,7 +18,7 @@ import yaml
 
 from syncos.errors import UserError, first_line, shown, type_name
 from syncos.samplers import SAMPLERS
-from syncos.samplers.syncos import PRESETS
+from syncos.samplers.syncos import SynCoSOptions, preset_values
 from syncos.timeline import PROMPT_MODES
 
 DTYPES = ("float32", "float16", "bfloat16")
@@ -33,7 +33,7 @@ MODEL_KEYS: dict[str, tuple[type, ...]] = {
     "vae_tiling": (bool,),
     "vae_slicing": (bool,),
 }
-PLAN_KEYS = {"method": (str,), "stride": (int,), "prompt_mode": (str,)}
+PLAN_KEYS = {"method": (str,), "stride": (int,), "prompt_mode": (str,), "preset": (str,)}
 # Generous caps that keep absurd numbers out of the arithmetic; whether a video fits the device's
 # memory is checked against the loaded model before anything is allocated (syncos.api).
 MAX_VIDEO_FRAMES = 100_000  # about an hour at 24 fps
@@ -191,13 +191,11 @@ def _sampler(raw: Any) -> tuple[str, int | None, str, dict[str, Any]]:
             f"sampler.prompt_mode: {prompt_mode!r} is not allowed; use one of {', '.join(PROMPT_MODES)}"
         )
     options: dict[str, Any] = {}
-    preset = raw.get("preset")
-    if preset is not None and preset not in PRESETS:
-        raise UserError(f"sampler.preset: unknown preset {shown(preset)}; allowed: {', '.join(PRESETS)}")
+    preset = _check(raw.get("preset"), (str,), "sampler.preset")
     for options_type in dict.fromkeys(owners.values()):  # the method's own options first
         given = {k: v for k, v in raw.items() if owners.get(k) is options_type}
-        if preset is not None and "preset" in _field_names(options_type):
-            given = {**PRESETS[preset], **given}  # a preset's values, under the keys given explicitly
+        if preset is not None and options_type is SynCoSOptions:
+            given = preset_values(preset, given)  # resolved here: run.json records every value
         built = options_type(**given)  # raises a UserError naming sampler.KEY and its range
         options.update({k: getattr(built, k) for k in given})
     return method, stride, prompt_mode, options

@@ -62,7 +62,6 @@ CHOICES = {
     "reversion": ("baseline", "predicted"),
     "kernel": ("noisy", "clean"),
     "layout": ("overlap", "shifted"),
-    "preset": ("default", "paper"),
     "blend": ("uniform", "pyramid"),
 }
 GOLDEN = (math.sqrt(5) - 1) / 2  # tile offsets k * GOLDEN mod 1 spread the boundaries evenly
@@ -72,7 +71,6 @@ GOLDEN = (math.sqrt(5) - 1) / 2  # tile offsets k * GOLDEN mod 1 spread the boun
 class SynCoSOptions(SamplerOptions):
     """SynCoS's switches. ``PRESETS["paper"]`` holds the paper's CogVideoX settings."""
 
-    preset: str = "default"  # a record of the preset the options came from (see PRESETS)
     iterations: int = 20  # CSD optimiser steps per synchronised step; 0 = the re-noise control
     lr: float = 0.5
     optimizer: str = "adamw"
@@ -115,9 +113,14 @@ class SynCoSOptions(SamplerOptions):
     @classmethod
     def from_preset(cls, preset: str = "default", **overrides) -> SynCoSOptions:
         """Options of a preset, with ``overrides`` on top (what ``sampler: {preset: paper}`` does)."""
-        if preset not in PRESETS:
-            raise UserError(f"sampler.preset: must be one of {', '.join(PRESETS)}, got {preset!r}")
-        return cls(**{**PRESETS[preset], **overrides, "preset": preset})
+        return cls(**preset_values(preset, overrides))
+
+
+def preset_values(preset: str, given: dict) -> dict:
+    """A preset's option values under the ones ``given`` explicitly."""
+    if preset not in PRESETS:
+        raise UserError(f"sampler.preset: must be one of {', '.join(PRESETS)}, got {preset!r}")
+    return {**PRESETS[preset], **given}
 
 
 PRESETS: dict[str, dict] = {
@@ -230,11 +233,14 @@ def sample_syncos(
 
 def window_note(opts: SynCoSOptions, synced_at: list[int], steps: int) -> str:
     """Where stage 2 ran, in words; an empty window makes this run plain co-denoising, say so."""
-    rule = f"t > {opts.t_min:g}" if opts.t_min is not None else f"log-SNR <= {opts.sync_until:g}"
+    if opts.t_min is not None:
+        rule, widen = f"t > {opts.t_min:g}", "lower sampler.t_min"
+    else:
+        rule, widen = f"log-SNR <= {opts.sync_until:g}", "raise sampler.sync_until"
     if not synced_at:
         return (
             f"the sync window ({rule}) held none of the {steps} steps: this run is plain "
-            "co-denoising; raise sampler.sync_until (or t_min lower) or use more steps"
+            f"co-denoising; {widen} or use more steps"
         )
     what = "re-noising only (no CSD move)" if opts.iterations == 0 or opts.lr == 0 else "CSD"
     where = ", ".join(map(str, synced_at))
