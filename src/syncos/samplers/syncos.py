@@ -20,7 +20,7 @@ what the CSD move earns from what stochastic re-noising alone earns.
 
 The window. ``t_min`` (the paper's rule, t > t_min on the model's 0..1000 scale) does not mean
 the same on every model: a flow model's t = 500 is log-SNR 0, CogVideoX's is -2.3, and the
-paper's t_min = 900 runs CSD at 4 of CogVideoX's 50 steps but at 13 on a shift-3 flow model.
+paper's t_min = 900 runs CSD at 4 of CogVideoX's 50 steps but at 12 on a shift-3 flow model.
 By default the window is given in log-SNR, log(alpha^2 / sigma^2), which a model's decisions
 depend on whatever its schedule calls the step; the default bound is the paper's t_min = 900 on
 CogVideoX's schedule, so on CogVideoX the default is the paper's window exactly. (A resolution
