@@ -240,6 +240,9 @@ def test_nfe_counts():
     [
         dict(timestep="random"),
         dict(baseline_noise="fresh"),
+        dict(baseline_noise="implied"),
+        dict(stop_below=0.99),
+        dict(lr_units="absolute", lr=0.1),
         dict(reversion="predicted"),
         dict(stage1=False),
         dict(layout="shifted"),
@@ -256,6 +259,62 @@ def test_syncos_switches_run(switch):
     r = sample("syncos", b, plan, SynCoSOptions(**{**base.__dict__, **switch}), seed=0)
     assert torch.isfinite(r.latent).all()
     assert not torch.equal(r.latent, sample("syncos", b, plan, base, seed=0).latent)
+
+
+def test_lr_in_latent_units_scales_by_the_backends_latent_std():
+    b = GaussianBackend()
+    b.latent_std = 0.25
+    plan = make_plan(b, frames=(8, 8))
+    base = dict(steps=5, iterations=3, t_min=500)
+    latent = sample("syncos", b, plan, SynCoSOptions(**base, lr=0.4), seed=0).latent
+    absolute = sample("syncos", b, plan, SynCoSOptions(**base, lr=0.1, lr_units="absolute"), seed=0).latent
+    assert torch.equal(latent, absolute)
+    del b.latent_std  # a backend without latent_std has unit latents
+    unit = sample("syncos", b, plan, SynCoSOptions(**base, lr=0.4), seed=0).latent
+    assert torch.equal(
+        unit, sample("syncos", b, plan, SynCoSOptions(**base, lr=0.4, lr_units="absolute"), 0).latent
+    )
+    assert not torch.equal(unit, latent)
+
+
+def test_implied_baseline_noise_makes_the_first_csd_iteration_free():
+    """theta = x0 re-noised with the implied noise is x itself: stage 1's forward is the first CSD one."""
+    from syncos.samplers.common import Run, denoise_chunks
+    from syncos.samplers.syncos import synchronise
+
+    b = GaussianBackend()
+    plan = make_plan(b, frames=(8, 8))
+    opts = SynCoSOptions(steps=10, iterations=3, t_min=800, baseline_noise="implied")
+    run = Run(b, plan, opts, 0, None)
+    k = 1
+    t, a, s = (float(c[k]) for c in (run.grid.timesteps, run.grid.alpha, run.grid.sigma))
+    x = run.randn()
+    x0_i, eps_i = denoise_chunks(run, x, t, a, s, plan)
+    from syncos.fusion import fuse
+
+    x0 = fuse(x0_i, plan.starts, plan.latent_frames, run.axis)
+    before = run.counter.nfe["stage1"]
+    reused, noise = synchronise(run, x0, t, a, s, opts, x=x, chunk_eps=eps_i)
+    assert sum(run.counter.nfe.values()) - before == 2 * 6 * 2  # 2 of 3 iterations, 6 chunks, cond+uncond
+    assert torch.allclose(noise, (x - a * x0) / s)
+    computed, _ = synchronise(run, x0, t, a, s, opts, x=x)  # the first forward made by the network
+    assert torch.allclose(reused, computed, atol=1e-5)
+    r = sample("syncos", b, plan, opts, seed=0)
+    g = b.schedule.grid(10)
+    synced = sum(1 for t, a in zip(g.timesteps, g.alpha, strict=True) if t > 800 and a > 0)
+    assert r.nfe["stage2"] == synced * 2 * 6 * 2
+
+
+def test_stop_below_ends_iterations_once_the_update_stops_moving():
+    b = GaussianBackend(tau=0.3, static=True)
+    plan = make_plan(b, frames=(8, 8))
+    base = dict(steps=6, iterations=30, t_min=500, lr=0.05)
+    full = sample("syncos", b, plan, SynCoSOptions(**base), seed=0)
+    assert torch.equal(
+        full.latent, sample("syncos", b, plan, SynCoSOptions(**base, stop_below=0.0), 0).latent
+    )
+    early = sample("syncos", b, plan, SynCoSOptions(**base, stop_below=0.5), seed=0)
+    assert 0 < early.nfe["stage2"] < full.nfe["stage2"]
 
 
 def test_stage2_pulls_chunks_toward_the_model():

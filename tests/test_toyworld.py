@@ -196,3 +196,17 @@ def test_scaled_world_posterior_is_exact():
         torch.testing.assert_close(post.x0[0], brute_force(big, mus, logw, x, t), rtol=0, atol=1e-10)
         a, s = big.schedule.coefficients(torch.tensor([float(t)]))
         torch.testing.assert_close(post.eps[0], (x - a * post.x0[0]) / s, rtol=0, atol=1e-9)
+
+
+def test_latent_std_is_the_spread_of_clean_clips():
+    """SynCoS's step unit: the standard deviation of clean latents drawn from the prior."""
+    import numpy as np
+
+    from syncos.backends.toyworld import ToyWorldBackend
+    from syncos.backends.toyworld.model import sample_clean
+
+    for contrast in (1.0, 2.0):
+        b = ToyWorldBackend(contrast=contrast)
+        g = np.random.default_rng(1)
+        clips = np.stack([sample_clean(b.mixture(""), 12, g) for _ in range(24)])
+        assert abs(clips.std() / b.latent_std - 1) < 0.05

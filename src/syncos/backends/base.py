@@ -7,6 +7,9 @@ core (``syncos.denoiser``) applies classifier-free guidance and converts the out
 
 Latents handled by the samplers have no batch axis: one long latent has ``latent_shape(F)``
 with its frames on ``frame_axis``. Chunks are stacked on a new leading axis.
+
+Optional attributes: ``latent_std`` (the standard deviation of clean latents, 1.0 if absent: the
+unit SynCoS's step size is given in), ``per_frame_timesteps``, ``threads``, ``solver``.
 """
 
 from __future__ import annotations

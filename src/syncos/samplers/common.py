@@ -238,6 +238,16 @@ def blend_window(kind: str, length: int) -> torch.Tensor | None:
     return (torch.minimum(i + 1, length - i) / ((length + 1) // 2)).float()
 
 
+def denoise_chunks(
+    run: Run, x: torch.Tensor, t: float, alpha: float, sigma: float, plan: Plan
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every chunk of ``plan`` denoised under its own prompt: per-chunk (x0, eps), stacked."""
+    with run.stage("stage1"):
+        return run.denoiser(
+            crop(x, plan.starts, plan.chunk_length, run.axis), t, alpha, sigma, plan.chunk_prompts
+        )
+
+
 def codenoise_step(
     run: Run,
     x: torch.Tensor,
@@ -246,13 +256,14 @@ def codenoise_step(
     sigma: float,
     plan: Plan | None = None,
     window: torch.Tensor | None = None,
+    chunks: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stage 1: denoise every chunk under its own prompt and fuse (x0, eps) (``plan``: the run's)."""
+    """Stage 1: denoise every chunk under its own prompt and fuse (x0, eps) (``plan``: the run's;
+    ``chunks``: the per-chunk predictions if already made)."""
     plan = plan or run.plan
-    L, F = plan.chunk_length, plan.latent_frames
-    with run.stage("stage1"):
-        x0, eps = run.denoiser(crop(x, plan.starts, L, run.axis), t, alpha, sigma, plan.chunk_prompts)
-        return (
-            fuse(x0, plan.starts, F, run.axis, window=window, owned=plan.owned),
-            fuse(eps, plan.starts, F, run.axis, window=window, owned=plan.owned),
-        )
+    x0, eps = chunks if chunks is not None else denoise_chunks(run, x, t, alpha, sigma, plan)
+    F = plan.latent_frames
+    return (
+        fuse(x0, plan.starts, F, run.axis, window=window, owned=plan.owned),
+        fuse(eps, plan.starts, F, run.axis, window=window, owned=plan.owned),
+    )

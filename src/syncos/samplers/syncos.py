@@ -51,6 +51,7 @@ from syncos.samplers.common import (
     check_choice,
     check_range,
     codenoise_step,
+    denoise_chunks,
 )
 from syncos.samplers.csd import stein_direction
 from syncos.timeline import Plan
@@ -58,7 +59,8 @@ from syncos.timeline import Plan
 CHOICES = {
     "optimizer": ("adamw", "sgd"),
     "timestep": ("grounded", "random"),
-    "baseline_noise": ("fixed", "fresh"),
+    "baseline_noise": ("fixed", "fresh", "implied"),
+    "lr_units": ("latent", "absolute"),
     "reversion": ("baseline", "predicted"),
     "kernel": ("noisy", "clean"),
     "layout": ("overlap", "shifted"),
@@ -73,6 +75,9 @@ class SynCoSOptions(SamplerOptions):
 
     iterations: int = 20  # CSD optimiser steps per synchronised step; 0 = the re-noise control
     lr: float = 0.5
+    # lr in units of the backend's latent_std (1 for unit-variance VAE latents, 0.25 for toyworld),
+    # so one value means the same step on every family; "absolute": raw latent units.
+    lr_units: str = "latent"
     optimizer: str = "adamw"
     weight_decay: float = 0.0  # torch's AdamW default (0.01) would shrink the latent by ~lr*0.01 a step
     t_min: float | None = None  # the paper's window, t > t_min (0..1000); None: the log-SNR window
@@ -83,7 +88,13 @@ class SynCoSOptions(SamplerOptions):
     zero_snr: bool = False  # also synchronise where alpha = 0 (no signal; the paper skipped it)
     minibatch: int | None = None  # chunks per CSD iteration, None = all
     timestep: str = "grounded"  # CSD at the sampling timestep, or a random one (ablation)
-    baseline_noise: str = "fixed"  # one noise for all iterations and the reversion, or fresh each time
+    # one noise drawn per step for all iterations and the reversion ("fixed"), a fresh one every
+    # iteration ("fresh"), or the noise the current latent implies, (x_t - alpha x0) / sigma
+    # ("implied"): then the first CSD forward is stage 1's own, so it costs nothing, and the
+    # reversion adds no new noise
+    baseline_noise: str = "fixed"
+    # stop a step's CSD iterations once the update's norm falls below this fraction of the first's
+    stop_below: float = 0.0
     reversion: str = "baseline"  # stage 3 re-noises with the baseline noise or the fused predicted noise
     stage1: bool = True  # False: the paper's "stage 2 only" ablation (no co-denoising at any step)
     layout: str = "overlap"  # stage 1's chunks: the paper's overlapping ones, or shifted tiles
@@ -100,6 +111,7 @@ class SynCoSOptions(SamplerOptions):
         check_range(self, "iterations", 0, 1000)
         check_range(self, "lr", 0.0, 10.0)  # 0: the re-noise control
         check_range(self, "weight_decay", 0.0, 1.0)
+        check_range(self, "stop_below", 0.0, 1.0)
         check_range(self, "t_min", -1.0, 1000.0)  # -1: CSD at every step
         check_range(self, "minibatch", 1, 1_000_000)
         check_range(self, "sync_from", -100.0, 100.0)
@@ -148,21 +160,36 @@ def in_window(opts: SynCoSOptions, t: float, alpha: float, sigma: float) -> bool
 
 
 def synchronise(
-    run: Run, x0: torch.Tensor, t: float, alpha: float, sigma: float, opts: SynCoSOptions
+    run: Run,
+    x0: torch.Tensor,
+    t: float,
+    alpha: float,
+    sigma: float,
+    opts: SynCoSOptions,
+    x: torch.Tensor | None = None,
+    chunk_eps: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stage 2: optimise the whole long latent with CSD over its chunks; returns (x0', baseline noise)."""
+    """Stage 2: optimise the whole long latent with CSD over its chunks; returns (x0', baseline noise).
+
+    With ``baseline_noise: implied`` the baseline noise is the one the current latent ``x``
+    implies, so theta = x0 re-noised is ``x`` itself and ``chunk_eps`` (stage 1's per-chunk
+    predictions at ``x`` on the run's own chunks) is the first iteration's forward, for free.
+    """
     plan, L, axis = run.plan, run.plan.chunk_length, run.axis
-    eps_base = run.randn()
+    implied = opts.baseline_noise == "implied" and x is not None and sigma > 0
+    eps_base = (x - alpha * x0) / sigma if implied else run.randn()
     if opts.iterations == 0 or opts.lr == 0:  # the re-noise control: nothing can move theta
         return x0, eps_base
+    lr = opts.lr * (getattr(run.backend, "latent_std", 1.0) if opts.lr_units == "latent" else 1.0)
     theta = x0.clone().requires_grad_(True)
     if opts.optimizer == "adamw":
-        optim = torch.optim.AdamW([theta], lr=opts.lr, weight_decay=opts.weight_decay)
+        optim = torch.optim.AdamW([theta], lr=lr, weight_decay=opts.weight_decay)
     else:
-        optim = torch.optim.SGD([theta], lr=opts.lr, weight_decay=opts.weight_decay)
+        optim = torch.optim.SGD([theta], lr=lr, weight_decay=opts.weight_decay)
     n = plan.num_chunks
     m = n if opts.minibatch is None else min(opts.minibatch, n)
-    for _ in range(opts.iterations):
+    first_norm = None
+    for it in range(opts.iterations):
         if m < n:
             pick = torch.randperm(n, generator=run.generator)[:m].sort().values.tolist()
         else:
@@ -181,12 +208,19 @@ def synchronise(
             theta_i = crop(theta.detach(), starts, L, axis)
             noise_i = crop(eps_base, starts, L, axis)
             x_t = a_i * theta_i + s_i * noise_i
-            _, eps_hat = run.denoiser(x_t, t_i, a_i, s_i, prompts)
+            if it == 0 and implied and chunk_eps is not None and m == n and opts.timestep == "grounded":
+                eps_hat = chunk_eps  # theta is x0 and the noise is implied: x_t is stage 1's input
+            else:
+                _, eps_hat = run.denoiser(x_t, t_i, a_i, s_i, prompts)
             weight = s_i**2 * (a_i if opts.chain_rule else 1.0)
             grad_i = stein_direction(
                 x_t, eps_hat - noise_i, weight=weight, features=x_t if opts.kernel == "noisy" else theta_i
             )
             theta.grad = fuse(grad_i, starts, plan.latent_frames, axis)
+            norm = float(theta.grad.norm())
+        first_norm = norm if first_norm is None else first_norm
+        if it > 0 and norm < opts.stop_below * first_norm:
+            break  # the update has stopped moving theta
         optim.step()
     return theta.detach(), eps_base
 
@@ -212,12 +246,18 @@ def sample_syncos(
     for k in range(start, len(run.grid)):
         t, a, s, _, _ = run.coefficients(k)
         synced = in_window(options, t, a, s) if options.stage1 else a > 0 or options.zero_snr
+        chunks = None
         if options.stage1:
-            x0, eps = codenoise_step(run, x, t, a, s, stage1_plan(plan, options, k), window)
+            chunk_plan = stage1_plan(plan, options, k)
+            chunks = denoise_chunks(run, x, t, a, s, chunk_plan)
+            x0, eps = codenoise_step(run, x, t, a, s, chunk_plan, window, chunks=chunks)
+            if chunk_plan is not plan:
+                chunks = None  # shifted tiles are not the CSD's chunks: nothing to reuse
         if synced:
             synced_at.append(round(t))
             with run.stage("stage2"):
-                x0, eps_base = synchronise(run, x0, t, a, s, options)
+                chunk_eps = chunks[1] if chunks is not None else None
+                x0, eps_base = synchronise(run, x0, t, a, s, options, x=x, chunk_eps=chunk_eps)
             if options.reversion == "baseline" or not options.stage1:
                 eps = eps_base
         elif not options.stage1:  # nothing to synchronise yet: keep theta, re-noise

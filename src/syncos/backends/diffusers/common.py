@@ -228,6 +228,9 @@ class DiffusersBackend:
     family: ClassVar[str] = ""
     options_help: ClassVar[dict[str, str]] = {}
     causal_vae: ClassVar[bool] = True
+    # Every family's VAE latents are normalised to unit variance (scaling_factor, latents_mean/std):
+    # the unit of SynCoS's step size (sampler.lr_units: latent).
+    latent_std: ClassVar[float] = 1.0
     default_fps: ClassVar[float] = 8.0
     native_frames: ClassVar[int] = (
         0  # video frames of the native clip (model_options.native_frames overrides)
