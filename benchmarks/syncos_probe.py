@@ -8,6 +8,9 @@ paired by scenario, and the network evaluations (NFE) of every row next to its q
     OMP_NUM_THREADS=1 python benchmarks/syncos_probe.py benchmarks/suites/toyworld \\
         --seeds 2 --out benchmarks/results/probe/suite.csv --variants codenoise default renoise
     # another resolution / the flow schedule: --model-option scale=2 / --model-option schedule=flow
+    # the CPU examples as written (50 steps, guidance 6, their own seed):
+    python benchmarks/syncos_probe.py examples --as-written --seeds 1 --out ... \
+        --only ball_story beach_day desert_walk snow_compare --variants independent codenoise default
 """
 
 from __future__ import annotations
@@ -65,8 +68,19 @@ VARIANTS: dict[str, dict] = {
 }
 
 
+def variant(name: str, plus_only: bool = False) -> dict:
+    """A VARIANTS entry with ``+key=value`` overrides (``renoise+t_min=500``); ``plus_only``: those alone."""
+    base, *extra = name.split("+")
+    if base not in VARIANTS:
+        raise SystemExit(f"unknown variant {base!r}; known: {', '.join(VARIANTS)}")
+    plus = {k: yaml.safe_load(v) for k, v in (e.split("=", 1) for e in extra)}
+    return plus if plus_only else {**VARIANTS[base], **plus}
+
+
 def scenarios_of(folder: Path) -> dict[str, dict]:
-    files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.name != "suite.yaml")
+    files = sorted(
+        p for p in folder.iterdir() if p.suffix in (".yaml", ".yml", ".json") and p.name != "suite.yaml"
+    )
     return {p.stem: yaml.safe_load(p.read_text()) for p in files}
 
 
@@ -117,6 +131,11 @@ def main() -> None:
     ap.add_argument("--baseline", default="codenoise")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--only", nargs="*", help="scenario names to run (default: all)")
+    ap.add_argument(
+        "--as-written",
+        action="store_true",
+        help="each scenario's own steps, guidance and seed (e.g. the examples); --seeds adds seeds after it",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     model_options = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.model_option)}
@@ -135,19 +154,23 @@ def main() -> None:
         if not done:
             w.writeheader()
         for name, sc in scenarios.items():
-            for seed in range(args.first_seed, args.first_seed + args.seeds):
-                for variant in args.variants:
-                    if (variant, name, seed) in done:
+            own = sc.get("sampler") or {}
+            first = int(sc.get("seed", 0)) if args.as_written else args.first_seed
+            for seed in range(first, first + args.seeds):
+                for label in args.variants:
+                    if (label, name, seed) in done:
                         continue
                     sampler = {
-                        **(sc.get("sampler") or {}),
-                        "steps": args.steps,
-                        "guidance_scale": args.guidance,
+                        **own,
+                        "steps": own.get("steps", 50) if args.as_written else args.steps,
+                        "guidance_scale": own.get("guidance_scale", 6.0)
+                        if args.as_written
+                        else args.guidance,
                         "micro_batch": 64,
-                        **VARIANTS[variant],
+                        **variant(label),
                     }
-                    if sampler["method"] == "syncos":
-                        sampler.update(extra)
+                    if sampler["method"] == "syncos":  # --set for every syncos row; +key=value wins
+                        sampler.update({**extra, **variant(label, plus_only=True)})
                     raw = {**sc, "model": "toyworld", "sampler": sampler, "seed": seed}
                     raw["model_options"] = {**(sc.get("model_options") or {}), **model_options}
                     start = time.perf_counter()
@@ -155,7 +178,7 @@ def main() -> None:
                     m = evaluate_frames(gen, np.stack(list(gen.frames())))
                     w.writerow(
                         {
-                            "variant": variant,
+                            "variant": label,
                             "scenario": name,
                             "seed": seed,
                             **{k: round(m[k], 4) for k in METRICS},

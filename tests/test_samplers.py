@@ -371,3 +371,29 @@ def test_eps_prediction_at_zero_terminal_snr_is_refused():
         sample("codenoise", b, plan, SamplerOptions(steps=2), seed=0)
     with pytest.raises(ValueError, match="alpha = 0"):
         to_x0_eps(torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(1), torch.ones(1), "eps")
+
+
+def test_rescheduled_noise_gives_every_chunk_the_first_chunks_noise_in_another_order():
+    from syncos.errors import UserError
+    from syncos.samplers.common import Run
+
+    b = GaussianBackend()
+    plan = make_plan(b, frames=(9, 9))  # 18 frames, L 6, stride 2
+    run = Run(b, plan, SamplerOptions(noise="rescheduled"), 0, None)
+    noise = run.randn()
+    L, axis = plan.chunk_length, 1
+    first = sorted(noise.select(axis, f).sum().item() for f in range(L))
+    for s in range(0, plan.latent_frames - L + 1, plan.stride):
+        window = sorted(noise.select(axis, f).sum().item() for f in range(s, s + L))
+        assert window == first
+    assert not torch.equal(noise.narrow(axis, L, L), noise.narrow(axis, 0, L))  # shuffled, not tiled
+    iid = Run(b, plan, SamplerOptions(), 0, None).randn()
+    assert torch.equal(iid.narrow(axis, 0, L), noise.narrow(axis, 0, L))
+    r = sample("codenoise", b, plan, SamplerOptions(steps=4, noise="rescheduled"), seed=0)
+    assert not torch.equal(r.latent, sample("codenoise", b, plan, SamplerOptions(steps=4), seed=0).latent)
+    with pytest.raises(UserError, match="sampler.noise: must be one of independent, rescheduled"):
+        SamplerOptions(noise="shuffled")
+    from syncos.samplers import FIFOOptions
+
+    with pytest.raises(UserError, match="fifo draws one new frame per step"):
+        FIFOOptions(noise="rescheduled")

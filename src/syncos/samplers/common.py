@@ -33,6 +33,11 @@ class SamplerOptions:
     guidance_scale: float = 6.0
     negative_prompt: str = ""
     micro_batch: int = 4  # chunks per forward call (cond and uncond are stacked on top)
+    # The long latent's noise: i.i.d. ("independent"), or "rescheduled" as FreeNoise does: every
+    # frame past the first chunk repeats the noise of the frame one chunk earlier, shuffled within
+    # blocks of ``stride`` frames, so every chunk starts from the same noise in another order and
+    # frame-wide decisions (scene, light, colour) come out alike in all chunks.
+    noise: str = "independent"
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -40,6 +45,7 @@ class SamplerOptions:
         # 1 = no guidance; below 1 would push away from the prompt, above 100 only saturates
         check_range(self, "guidance_scale", 1.0, 100.0)
         check_range(self, "micro_batch", 1, 4096)
+        check_choice(self, "noise", ("independent", "rescheduled"))
 
 
 # Option values are checked where the options are built, so the command line, the Python API and
@@ -139,7 +145,10 @@ class Run:
         self.total = 0  # steps of the sampler's loop, set by resume()
 
     def randn(self, shape: tuple[int, ...] | None = None) -> torch.Tensor:
+        """Noise of ``shape``, or of the whole long latent (rescheduled if the options say so)."""
         noise = torch.randn(shape or self.shape, generator=self.generator, dtype=torch.float32)
+        if shape is None and self.options.noise == "rescheduled":
+            noise = reschedule(noise, self.axis, self.plan.chunk_length, self.plan.stride, self.generator)
         return noise.to(self.backend.device)
 
     @contextmanager
@@ -227,6 +236,19 @@ class Run:
                     first_order=list(self.first_order),
                 )
             )
+
+
+def reschedule(noise: torch.Tensor, axis: int, length: int, stride: int, generator: torch.Generator):
+    """FreeNoise's noise rescheduling: frame f >= ``length`` takes the noise of frame f - length,
+    the ``stride`` frames of each block in a random order (so all of it is the first chunk's)."""
+    F = noise.shape[axis]
+    index = torch.arange(F)
+    for start in range(length, F, stride):
+        n = min(stride, F - start)
+        index[start : start + n] = index[start - length : start - length + n][
+            torch.randperm(n, generator=generator)
+        ]
+    return noise.index_select(axis, index)
 
 
 def blend_window(kind: str, length: int) -> torch.Tensor | None:

@@ -51,6 +51,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from syncos.backends.base import Backend
+from syncos.errors import UserError
 from syncos.samplers.common import (
     Callback,
     Cancelled,
@@ -79,6 +80,11 @@ class FIFOOptions(SamplerOptions):
         super().__post_init__()
         check_choice(self, "timesteps", TIMESTEP_MODES)
         check_range(self, "partitions", 1, 1000)
+        if self.noise != "independent":
+            raise UserError(
+                "sampler.noise: fifo draws one new frame per step and takes only 'independent'; "
+                "'rescheduled' applies to independent, codenoise and syncos"
+            )
 
     def levels(self, chunk_length: int) -> int:
         """Noise levels in the queue = sampling steps: ``partitions`` (default round(steps / L)) times L."""
