@@ -68,13 +68,13 @@ VARIANTS: dict[str, dict] = {
 }
 
 
-def variant(name: str, plus_only: bool = False) -> dict:
-    """A VARIANTS entry with ``+key=value`` overrides (``renoise+t_min=500``); ``plus_only``: those alone."""
+def variant(name: str) -> dict:
+    """A VARIANTS entry with ``+key=value`` overrides: ``renoise+t_min=500``, ``default+iterations=3``."""
     base, *extra = name.split("+")
     if base not in VARIANTS:
         raise SystemExit(f"unknown variant {base!r}; known: {', '.join(VARIANTS)}")
     plus = {k: yaml.safe_load(v) for k, v in (e.split("=", 1) for e in extra)}
-    return plus if plus_only else {**VARIANTS[base], **plus}
+    return {**VARIANTS[base], **plus}
 
 
 def scenarios_of(folder: Path) -> dict[str, dict]:
@@ -84,13 +84,26 @@ def scenarios_of(folder: Path) -> dict[str, dict]:
     return {p.stem: yaml.safe_load(p.read_text()) for p in files}
 
 
-def report(rows: list[dict], variants: list[str], baseline: str) -> str:
-    """Per-scenario means over seeds, then mean ± 95% interval over scenarios; paired differences."""
-    per = defaultdict(lambda: defaultdict(list))  # (variant, scenario) -> metric -> values
+def scenario_means(rows: list[dict]) -> dict[tuple[str, str], dict[str, float]]:
+    """(variant, scenario) -> metric -> mean over that scenario's seeds (NFE included)."""
+    per = defaultdict(lambda: defaultdict(list))
     for r in rows:
         for k in (*METRICS, "nfe_total"):
             per[(r["variant"], r["scenario"])][k].append(float(r[k]))
-    mean = {key: {k: float(np.mean(v)) for k, v in d.items()} for key, d in per.items()}
+    return {key: {k: float(np.mean(v)) for k, v in d.items()} for key, d in per.items()}
+
+
+def paired(mean: dict, variant: str, baseline: str, metric: str) -> tuple[float, float]:
+    """Mean and 95% half-width over scenarios of variant - baseline (a ratio for nfe_total)."""
+    ss = sorted(s for v, s in mean if v == variant and (baseline, s) in mean)
+    if metric == "nfe_total":
+        return float(np.mean([mean[(variant, s)][metric] / mean[(baseline, s)][metric] for s in ss])), 0.0
+    return interval([mean[(variant, s)][metric] - mean[(baseline, s)][metric] for s in ss])
+
+
+def report(rows: list[dict], variants: list[str], baseline: str) -> str:
+    """Per-scenario means over seeds, then mean ± 95% interval over scenarios; paired differences."""
+    mean = scenario_means(rows)
     scen = sorted({s for _, s in mean})
     out = [f"| variant | scenarios | NFE / {baseline} | " + " | ".join(METRICS) + " |"]
     out.append("|---" * (len(METRICS) + 3) + "|")
@@ -98,11 +111,9 @@ def report(rows: list[dict], variants: list[str], baseline: str) -> str:
         ss = [s for s in scen if (v, s) in mean]
         if not ss:
             continue
-        nfe = [
-            mean[(v, s)]["nfe_total"] / mean[(baseline, s)]["nfe_total"] for s in ss if (baseline, s) in mean
-        ]
+        nfe, _ = paired(mean, v, baseline, "nfe_total")
         cells = [f"{m:.3f} ± {h:.3f}" for m, h in (interval([mean[(v, s)][k] for s in ss]) for k in METRICS)]
-        out.append(f"| {v} | {len(ss)} | {np.mean(nfe):.2f}x | " + " | ".join(cells) + " |")
+        out.append(f"| {v} | {len(ss)} | {nfe:.2f}x | " + " | ".join(cells) + " |")
     out += ["", f"Difference to {baseline}, paired by scenario (* the 95% interval excludes 0):", ""]
     out.append(f"| variant − {baseline} | scenarios | " + " | ".join(METRICS) + " |")
     out.append("|---" * (len(METRICS) + 2) + "|")
@@ -112,7 +123,7 @@ def report(rows: list[dict], variants: list[str], baseline: str) -> str:
             continue
         cells = []
         for k in METRICS:
-            m, h = interval([mean[(v, s)][k] - mean[(baseline, s)][k] for s in ss])
+            m, h = paired(mean, v, baseline, k)
             cells.append(f"{m:+.3f} ± {h:.3f}" + (" *" if abs(m) > h else ""))
         out.append(f"| {v} | {len(ss)} | " + " | ".join(cells) + " |")
     return "\n".join(out)
@@ -160,6 +171,7 @@ def main() -> None:
                 for label in args.variants:
                     if (label, name, seed) in done:
                         continue
+                    chosen = variant(label)
                     sampler = {
                         **own,
                         "steps": own.get("steps", 50) if args.as_written else args.steps,
@@ -167,10 +179,10 @@ def main() -> None:
                         if args.as_written
                         else args.guidance,
                         "micro_batch": 64,
-                        **variant(label),
+                        # --set applies to every syncos row, under what the variant itself sets
+                        **(extra if chosen["method"] == "syncos" else {}),
+                        **chosen,
                     }
-                    if sampler["method"] == "syncos":  # --set for every syncos row; +key=value wins
-                        sampler.update({**extra, **variant(label, plus_only=True)})
                     raw = {**sc, "model": "toyworld", "sampler": sampler, "seed": seed}
                     raw["model_options"] = {**(sc.get("model_options") or {}), **model_options}
                     start = time.perf_counter()
