@@ -29,6 +29,7 @@ import yaml
 import syncos
 from syncos.api import evaluate_frames
 from syncos.bench.report import interval
+from syncos.bench.suite import scenario_seed
 
 METRICS = (
     "subject_consistency",
@@ -168,6 +169,8 @@ def main() -> None:
             own = sc.get("sampler") or {}
             first = int(sc.get("seed", 0)) if args.as_written else args.first_seed
             for seed in range(first, first + args.seeds):
+                # a scenario's own seeds (syncos.bench.suite.scenario_seed), the written one as is
+                noise_seed = seed if args.as_written else scenario_seed(name, seed)
                 for label in args.variants:
                     if (label, name, seed) in done:
                         continue
@@ -183,7 +186,7 @@ def main() -> None:
                         **(extra if chosen["method"] == "syncos" else {}),
                         **chosen,
                     }
-                    raw = {**sc, "model": "toyworld", "sampler": sampler, "seed": seed}
+                    raw = {**sc, "model": "toyworld", "sampler": sampler, "seed": noise_seed}
                     raw["model_options"] = {**(sc.get("model_options") or {}), **model_options}
                     start = time.perf_counter()
                     gen = syncos.generate(raw)
