@@ -12,6 +12,7 @@ import yaml
 from syncos import api
 from syncos.cli import main
 from syncos.planning import count_nfe, plan_scenario, video_span
+from syncos.timeline import auto_stride
 
 SCENARIO = {
     "model": "toyworld",
@@ -87,6 +88,20 @@ def test_plan_command_text_json_and_time(tmp_path, capsys):
     assert timed.seconds_per_nfe > 0 and timed.estimated_seconds == timed.total_nfe * timed.seconds_per_nfe
 
 
+def test_auto_stride_is_chosen_when_the_plan_is_built_and_recorded(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(scenario("codenoise", steps=2)))
+    assert main(["plan", str(path), "--set", "sampler.stride=auto", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    chosen = data["plan"]["stride"]
+    assert chosen == auto_stride(data["plan"]["event_spans"], 6) and chosen != SCENARIO["sampler"]["stride"]
+    assert f"stride {chosen} chosen by sampler.stride=auto" in data["notes"][0]
+    out = tmp_path / "out"
+    assert main(["generate", str(path), "--set", "sampler.stride=auto", "-o", str(out), "--quiet"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["scenario"]["sampler"]["stride"] == "auto" and run["plan"]["stride"] == chosen
+
+
 GIBBERISH = {**SCENARIO, "global_prompt": "qqq", "events": [{"prompt": "zzz", "frames": 21}]}
 
 
@@ -95,6 +110,11 @@ GIBBERISH = {**SCENARIO, "global_prompt": "qqq", "events": [{"prompt": "zzz", "f
     [
         (SCENARIO, ["--method", "nope"], "sampler.method: unknown method 'nope'"),
         (SCENARIO, ["--set", "sampler.stride=9"], "sampler.stride: must be in [1, 6]"),
+        (
+            SCENARIO,
+            ["--set", "sampler.stride=fast"],
+            "sampler.stride: must be a positive number of latent frames or auto, got 'fast'",
+        ),
         (SCENARIO, ["--set", "events=[]"], "events: expected a non-empty list"),
         (GIBBERISH, [], "qqq"),  # a prompt the model cannot take
     ],

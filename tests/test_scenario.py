@@ -33,6 +33,12 @@ def test_valid_scenario_round_trips():
     assert s.sampler_options().lr == 1.0 and s.sampler_options().iterations == 20
 
 
+def test_stride_auto_from_file_and_command_line():
+    s = load_scenario(BASE, ["sampler.stride=auto"])
+    assert s.stride == "auto" and parse_scenario(s.to_dict()).stride == "auto"
+    assert parse_scenario(with_(sampler={"stride": "auto"})).stride == "auto"
+
+
 @pytest.mark.parametrize(
     "changes,match",
     [
@@ -61,7 +67,10 @@ def test_valid_scenario_round_trips():
         (dict(model_options={"contrast": float("nan")}), r"model_options\.contrast: must be a finite number"),
         (dict(events=[{"prompt": "a", "frames": 10**9}]), r"events\[0\]\.frames: at most 100000 frames"),
         (dict(events=[{"prompt": "a", "seconds": 1e300}]), r"events\[0\]\.seconds: at most 100 seconds"),
-        (dict(sampler={"stride": 0}), r"sampler\.stride: must be a positive"),
+        (dict(sampler={"stride": 0}), r"sampler\.stride: must be a positive number of latent frames or auto"),
+        (dict(sampler={"stride": "fast"}), r"sampler\.stride: .* or auto, got 'fast'$"),
+        (dict(sampler={"stride": 2.5}), r"sampler\.stride: .* or auto, got 2\.5$"),
+        (dict(sampler={"stride": True}), r"sampler\.stride: .* or auto, got True$"),
         (dict(sampler={"prompt_mode": "x"}), r"sampler\.prompt_mode: 'x' is not allowed"),
         (dict(sampler={"minibatch": 2.5}), r"sampler\.minibatch: expected an integer"),
         (dict(seed=-1), r"seed: must be in"),

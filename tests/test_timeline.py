@@ -1,9 +1,10 @@
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 
 from syncos.errors import UserError
-from syncos.timeline import assign_events, chunk_starts, combine_prompts, plan_timeline
+from syncos.timeline import assign_events, auto_stride, chunk_starts, combine_prompts, plan_timeline
 
 
 @dataclass
@@ -92,3 +93,41 @@ def test_event_too_short_for_any_chunk():
     kw = dict(chunk_length=6, stride=2, fps=8, latent_frames=lambda v: v, video_frames=lambda f: f)
     with pytest.raises(UserError, match=r"events\[1\].*too short"):
         plan_timeline("g", [Ev("a", frames=12), Ev("b", frames=2), Ev("c", frames=12)], **kw)
+
+
+def events_chunks(spans, length, stride):
+    chunks = assign_events(chunk_starts(spans[-1][1], length, stride), length, spans)
+    return [chunks.count(i) for i in range(len(spans))]
+
+
+@pytest.mark.parametrize(
+    "lengths, stride",
+    [([24, 24], 11), ([16, 16, 16], 8), ([12] * 4, 5), ([10] * 5, 4), ([40, 40, 40], 11), ([18] * 4, 9)],
+)
+def test_auto_stride_is_the_largest_giving_every_event_two_chunks(lengths, stride):
+    bounds = [0, *np.cumsum(lengths)]
+    spans = list(zip(bounds[:-1], bounds[1:], strict=True))
+    assert auto_stride(spans, 12) == stride
+    assert min(events_chunks(spans, 12, stride)) >= 2
+    assert all(min(events_chunks(spans, 12, s)) < 2 for s in range(stride + 1, 12))
+
+
+def test_auto_stride_when_no_stride_gives_two_chunks():
+    spans = [(0, 6), (6, 30)]  # only the first window is mostly the first event, at any stride
+    assert [auto_stride(spans, 12), *events_chunks(spans, 12, 11)] == [11, 1, 2]
+    assert auto_stride([(0, 12)], 12) == 11  # one chunk covers the video: any stride, the largest
+    assert auto_stride([(0, 30)], 1) == 1
+
+
+def test_plan_with_auto_stride():
+    events = [Ev("a", frames=10), Ev("b", frames=10), Ev("c", frames=10)]
+    kw = dict(chunk_length=6, fps=8, latent_frames=lambda v: v, video_frames=lambda f: f)
+    p = plan_timeline("g", events, stride="auto", **kw)
+    assert p.stride == auto_stride(p.event_spans, 6) and p == plan_timeline(
+        "g", events, stride=p.stride, **kw
+    )
+    with pytest.raises(UserError, match="shorter than one chunk"):
+        plan_timeline("g", [Ev("a", frames=4)], stride="auto", **kw)
+    squeezed = [Ev("a", frames=10), Ev("b", frames=2), Ev("c", frames=10)]  # no window is mostly "b"
+    with pytest.raises(UserError, match=r"events\[1\]: 2 latent frames is too short"):
+        plan_timeline("g", squeezed, stride="auto", **kw)

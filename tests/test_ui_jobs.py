@@ -49,6 +49,14 @@ def test_form_round_trip_keeps_every_key():
     assert resolved(scenario_from_form(form_from_scenario(DEFAULT_SCENARIO))) == resolved(demo)  # opens on it
 
 
+def test_form_keeps_stride_auto():
+    raw = {**TINY, "sampler": {**TINY["sampler"], "stride": "auto"}}
+    form = form_from_scenario(raw)
+    assert form.stride == 0 and resolved(scenario_from_form(form)) == resolved(raw)
+    form.stride = 2  # a number typed in the form wins
+    assert resolved(scenario_from_form(form))["sampler"]["stride"] == 2
+
+
 def test_form_rows_empty_rows_units_and_errors():
     form = Form(
         "a ball", [["the ball jumps", "2", "seconds"], ["", None, None], ["night falls", 5, "frames"]]

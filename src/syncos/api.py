@@ -22,7 +22,7 @@ from syncos.errors import UserError
 from syncos.io import output_folder, write_json, write_video
 from syncos.samplers import SAMPLERS, Callback
 from syncos.scenario import MAX_VIDEO_FRAMES, Scenario, load_scenario
-from syncos.timeline import Plan, event_frames, plan_timeline
+from syncos.timeline import AUTO, Plan, event_frames, plan_timeline
 
 # What run.json and `syncos metrics` say the toyworld metrics are computed from.
 METRICS_FROM_RUN = "decoded frames, before video encoding"
@@ -91,7 +91,7 @@ def check_fits(scenario: Scenario, backend: Backend) -> None:
     chunk, more steps than its schedule has, a video whose latent and frames would not fit in memory."""
     L = backend.chunk_length
     stride = scenario.stride or backend.default_stride
-    if stride > L:
+    if stride != AUTO and stride > L:
         default = "" if scenario.stride else " (the model's default; set sampler.stride)"
         raise UserError(
             f"sampler.stride: must be in [1, {L}] (this model's chunk length), got {stride}{default}"
@@ -109,6 +109,8 @@ def check_fits(scenario: Scenario, backend: Backend) -> None:
             f"events: the video would have {frames} frames; at most {MAX_VIDEO_FRAMES} "
             f"({MAX_VIDEO_FRAMES / fps / 60:.0f} minutes at {fps:g} fps)"
         )
+    if stride == AUTO:
+        stride = make_plan(scenario, backend).stride
     latent_frame = 4 * math.prod(backend.latent_shape(1))
     per_latent_frame = latent_frame * (LATENT_COPIES + CHUNK_COPIES * L / max(1, stride))
     height, width = getattr(backend, "height", 0), getattr(backend, "width", 0)

@@ -19,7 +19,7 @@ from syncos.backends.base import Backend
 from syncos.denoiser import Counter, Denoiser
 from syncos.samplers import FIFOOptions, SamplerOptions
 from syncos.scenario import Scenario
-from syncos.timeline import Plan
+from syncos.timeline import AUTO, Plan
 
 
 @dataclass(frozen=True)
@@ -176,6 +176,11 @@ def plan_run(scenario: Scenario, backend: Backend, plan: Plan) -> RunPlan:
         for i in range(len(layout.prompts))
     ]
     notes = []
+    if scenario.stride == AUTO:
+        notes.append(
+            f"stride {plan.stride} chosen by sampler.stride=auto: the largest below the chunk length "
+            "that gives every event two chunks"
+        )
     if scenario.method == "fifo":
         notes.append(
             "fifo slides a window of the chunk length one latent frame per step; each window takes the "

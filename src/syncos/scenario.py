@@ -19,7 +19,7 @@ import yaml
 from syncos.errors import UserError, first_line, shown, type_name
 from syncos.samplers import SAMPLERS
 from syncos.samplers.syncos import SynCoSOptions, preset_values
-from syncos.timeline import PROMPT_MODES
+from syncos.timeline import AUTO, PROMPT_MODES
 
 DTYPES = ("float32", "float16", "bfloat16")
 # Top-level keys describing the model; None means "the model family's default".
@@ -33,7 +33,7 @@ MODEL_KEYS: dict[str, tuple[type, ...]] = {
     "vae_tiling": (bool,),
     "vae_slicing": (bool,),
 }
-PLAN_KEYS = {"method": (str,), "stride": (int,), "prompt_mode": (str,), "preset": (str,)}
+PLAN_KEYS = {"method": (str,), "stride": (int, str), "prompt_mode": (str,), "preset": (str,)}
 # Generous caps that keep absurd numbers out of the arithmetic; whether a video fits the device's
 # memory is checked against the loaded model before anything is allocated (syncos.api).
 MAX_VIDEO_FRAMES = 100_000  # about an hour at 24 fps
@@ -55,7 +55,7 @@ class Scenario:
     events: tuple[Event, ...]
     model: str = "toyworld"
     method: str = "syncos"
-    stride: int | None = None  # latent frames; None = the backend's default
+    stride: int | str | None = None  # latent frames or "auto" (auto_stride); None: the backend default
     prompt_mode: str = "structured"
     options: Mapping[str, Any] = field(default_factory=dict)  # the sampler's options, validated
     seed: int = 0
@@ -167,7 +167,7 @@ def _event(raw: Any, i: int) -> Event:
     return Event(prompt, frames, float(seconds) if seconds is not None else None)
 
 
-def _sampler(raw: Any) -> tuple[str, int | None, str, dict[str, Any]]:
+def _sampler(raw: Any) -> tuple[str, int | str | None, str, dict[str, Any]]:
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
@@ -182,9 +182,11 @@ def _sampler(raw: Any) -> tuple[str, int | None, str, dict[str, Any]]:
     for _, options_type in [SAMPLERS[method], *SAMPLERS.values()]:
         owners.update({k: options_type for k in _field_names(options_type) if k not in owners})
     _unknown(raw, [*PLAN_KEYS, *owners], "sampler")
-    stride = _check(raw.get("stride"), (int,), "sampler.stride")
-    if stride is not None and stride < 1:
-        raise UserError(f"sampler.stride: must be a positive number of latent frames, got {stride}")
+    stride = raw.get("stride")
+    if stride is not None and stride != AUTO and not (type(stride) is int and stride >= 1):
+        raise UserError(
+            f"sampler.stride: must be a positive number of latent frames or {AUTO}, got {shown(stride)}"
+        )
     prompt_mode = _check(raw.get("prompt_mode", "structured"), (str,), "sampler.prompt_mode", nullable=False)
     if prompt_mode not in PROMPT_MODES:
         raise UserError(

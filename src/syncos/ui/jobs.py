@@ -19,6 +19,7 @@ import yaml
 
 from syncos.errors import UserError, first_line
 from syncos.scenario import load_scenario
+from syncos.timeline import AUTO
 
 UNITS = ("seconds", "frames")
 DEFAULT_SCENARIO: dict[str, Any] = {  # examples/ball_story.yaml
@@ -63,7 +64,8 @@ def form_from_scenario(raw: dict[str, Any]) -> Form:
         unit = "frames" if e.get("frames") is not None else "seconds"
         rows.append([e.get("prompt", ""), e.get(unit), unit])
     extra = {k: v for k, v in raw.items() if k not in ("model", "global_prompt", "events", "sampler", "seed")}
-    others = {k: v for k, v in sampler.items() if k not in MAIN_SAMPLER_KEYS}
+    auto = sampler.get("stride") == AUTO  # kept with the other keys; the form's number says 0
+    others = {k: v for k, v in sampler.items() if k not in MAIN_SAMPLER_KEYS or (k == "stride" and auto)}
     if others:
         extra["sampler"] = others
     return Form(
@@ -73,7 +75,7 @@ def form_from_scenario(raw: dict[str, Any]) -> Form:
         method=sampler.get("method", "syncos"),
         steps=int(sampler.get("steps", 50)),
         guidance_scale=float(sampler.get("guidance_scale", 6.0)),
-        stride=int(sampler.get("stride") or 0),
+        stride=0 if auto else int(sampler.get("stride") or 0),
         seed=int(raw.get("seed", 0)),
         extra=extra,
     )
