@@ -1,0 +1,235 @@
+"""Q3, stride: toyworld quality and network evaluations against ``sampler.stride``, per method.
+
+Reads the CSVs ``syncos_probe.py --strides ...`` writes (rows ``METHOD/sN``, ``METHOD/sauto``),
+prints the markdown tables of docs/oq-stride.md and draws the plot. Seeds are averaged within a
+scenario, then the mean over scenarios and its 95% t-interval are taken (as the probe does);
+differences are paired by scenario against the same method at ``--baseline`` stride. ``score``
+is the unweighted mean of the six toyworld metrics: a one-number summary for ranking strides
+per scenario, shown next to the metrics, never instead of them. ``--suite`` adds the rule's row
+computed from the fixed-stride runs (``auto`` picks one of them per scenario; the same plan and
+noise, so the same video as a run with ``stride: auto``) when the rule's stride was measured.
+
+    python benchmarks/stride_report.py benchmarks/results/stride/suite.csv \\
+        --suite benchmarks/suites/toyworld --plot docs/open-questions/stride.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from syncos.api import prepare
+from syncos.bench.report import interval
+
+METRICS = (
+    "subject_consistency",
+    "background_consistency",
+    "global_fidelity",
+    "local_fidelity",
+    "smoothness",
+    "clean",
+)
+COLUMNS = (*METRICS, "score")
+AUTO = "auto"
+
+
+def kind(scenario: str) -> str:
+    """The suite's scenario kind: the name's first word (motion, background, story, long, open)."""
+    return scenario.split("-")[0]
+
+
+def load(paths: list[Path]) -> dict[tuple[str, str], dict[str, dict[str, float]]]:
+    """(method, stride) -> scenario -> column -> mean over seeds; stride is 'N', 'auto' or ''."""
+    acc: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for path in paths:
+        with path.open() as f:
+            for r in csv.DictReader(f):
+                method, _, stride = r["variant"].partition("/s")
+                values = {k: float(r[k]) for k in (*METRICS, "nfe_total")}
+                values["score"] = float(np.mean([values[k] for k in METRICS]))
+                for k, v in values.items():
+                    acc[(method, stride)][r["scenario"]][k].append(v)
+    return {
+        key: {s: {k: float(np.mean(v)) for k, v in d.items()} for s, d in per.items()}
+        for key, per in acc.items()
+    }
+
+
+def auto_strides(suite: Path) -> dict[str, tuple[int, list[int]]]:
+    """Scenario -> (the stride ``stride: auto`` resolves to on toyworld, event lengths in latent frames)."""
+    out = {}
+    for p in sorted(suite.glob("*.yaml")):
+        if p.name != "suite.yaml":
+            raw = yaml.safe_load(p.read_text())
+            raw["sampler"] = {**(raw.get("sampler") or {}), "stride": AUTO}
+            plan = prepare({**raw, "model": "toyworld"})[2]
+            out[p.stem] = plan.stride, [b - a for a, b in plan.event_spans]
+    return out
+
+
+def add_rule(data: dict, chosen: dict[str, tuple[int, list[int]]]) -> None:
+    """The rule's row per method, picked from the fixed-stride runs, where every pick was run."""
+    for method in sorted({m for m, _ in data}):
+        if (method, AUTO) in data:
+            continue
+        picks = {s: data.get((method, str(n)), {}).get(s) for s, (n, _) in chosen.items()}
+        if picks and all(picks.values()):
+            data[(method, "auto*")] = picks  # type: ignore[assignment]
+
+
+def order(stride: str) -> float:
+    return float(stride) if stride.isdigit() else math.inf
+
+
+def cell(values: list[float], star: bool = False) -> str:
+    m, h = interval(values)
+    mark = " *" if star and abs(m) > h else ""
+    return f"{m:+.3f} ± {h:.3f}{mark}" if star else f"{m:.3f} ± {h:.3f}"
+
+
+def tables(data: dict, baseline: str) -> str:
+    methods = list(dict.fromkeys(m for m, _ in sorted(data)))
+    out = [
+        "| method | stride | scenarios | NFE | NFE / stride " + baseline + " | " + " | ".join(COLUMNS) + " |"
+    ]
+    out.append("|---" * (len(COLUMNS) + 5) + "|")
+    for method in methods:
+        base = data.get((method, baseline), {})
+        for stride in sorted((s for m, s in data if m == method), key=order):
+            per = data[(method, stride)]
+            nfe = np.mean([v["nfe_total"] for v in per.values()])
+            ratio = [per[s]["nfe_total"] / base[s]["nfe_total"] for s in per if s in base]
+            cells = [cell([v[k] for v in per.values()]) for k in COLUMNS]
+            r = f"{np.mean(ratio):.2f}x" if ratio else ""
+            out.append(
+                f"| {method} | {stride or '-'} | {len(per)} | {nfe:.0f} | {r} | " + " | ".join(cells) + " |"
+            )
+    out += [
+        "",
+        f"Difference to the same method at stride {baseline}, paired by scenario "
+        "(* the 95% interval excludes 0):",
+    ]
+    out += [
+        "",
+        "| method | stride − " + baseline + " | " + " | ".join(COLUMNS) + " |",
+        "|---" * (len(COLUMNS) + 2) + "|",
+    ]
+    for method in methods:
+        base = data.get((method, baseline))
+        if not base:
+            continue
+        for stride in sorted((s for m, s in data if m == method and s != baseline), key=order):
+            per = data[(method, stride)]
+            ss = [s for s in per if s in base]
+            cells = [cell([per[s][k] - base[s][k] for s in ss], star=True) for k in COLUMNS]
+            out.append(f"| {method} | {stride} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def by_kind(data: dict, chosen: dict[str, tuple[int, list[int]]]) -> str:
+    """Mean score per scenario kind and stride; each scenario's best fixed stride next to the rule's."""
+    fixed = sorted({s for _, s in data if s.isdigit()}, key=order)
+    methods = list(dict.fromkeys(m for m, s in sorted(data) if s.isdigit()))
+    best: dict[tuple[str, str], str] = {}
+    out = ["| method | kind (scenarios) | " + " | ".join(f"s{s}" for s in fixed) + " | best | auto picks |"]
+    out.append("|---" * (len(fixed) + 4) + "|")
+    for method in methods:
+        scen = sorted(set.intersection(*(set(data[(method, st)]) for st in fixed if (method, st) in data)))
+        for s in scen:
+            ran = [st for st in fixed if s in data.get((method, st), {})]
+            best[(method, s)] = max(ran, key=lambda st: data[(method, st)][s]["score"])
+        for k in sorted({kind(s) for s in scen}):
+            ss = [s for s in scen if kind(s) == k]
+            means = {st: float(np.mean([data[(method, st)][s]["score"] for s in ss])) for st in fixed}
+            top = max(means, key=lambda st: means[st])
+            picks = sorted({chosen[s][0] for s in ss if s in chosen})
+            cells = [f"**{means[st]:.3f}**" if st == top else f"{means[st]:.3f}" for st in fixed]
+            out.append(f"| {method} | {k} ({len(ss)}) | " + " | ".join(cells) + f" | {top} | {picks} |")
+    out += ["", "Each scenario's best fixed stride by score (seeds averaged) and the rule's pick:", ""]
+    out.append(
+        "| scenario | events (latent frames) | auto | " + " | ".join(f"best {m}" for m in methods) + " |"
+    )
+    out.append("|---" * (len(methods) + 3) + "|")
+    for s in sorted({s for _, s in best}):
+        n, lengths = chosen.get(s, ("", []))
+        out.append(f"| {s} | {lengths} | {n} | " + " | ".join(best.get((m, s), "") for m in methods) + " |")
+    return "\n".join(out)
+
+
+def against(data: dict, method: str, stride: str, baseline: str, col: str) -> tuple[float, float]:
+    """Paired difference to the baseline stride (mean, 95% half-width); NFE: the mean ratio."""
+    per, base = data[(method, stride)], data[(method, baseline)]
+    if col == "nfe_total":
+        return float(np.mean([per[s][col] / base[s][col] for s in per if s in base])), 0.0
+    return interval([per[s][col] - base[s][col] for s in per if s in base])
+
+
+def plot(data: dict, path: Path, baseline: str) -> None:
+    """Each quality column as the paired difference to ``baseline`` stride; NFE as a ratio to it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = [m for m in dict.fromkeys(m for m, _ in sorted(data)) if (m, baseline) in data]
+    panels = ("score", "subject_consistency", "clean", "local_fidelity", "smoothness", "nfe_total")
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7))
+    for ax, col in zip(axes.flat, panels, strict=True):
+        for i, method in enumerate(methods):
+            strides = sorted((s for m, s in data if m == method and s.isdigit()), key=order)
+            stats = [against(data, method, s, baseline, col) for s in strides]
+            line = ax.errorbar(
+                [int(s) + 0.1 * (i - 0.5) for s in strides],
+                [m for m, _ in stats],
+                yerr=[h for _, h in stats],
+                marker="o",
+                capsize=3,
+                label=method,
+            )
+            for s in (AUTO, "auto*"):
+                if (method, s) in data:
+                    m, h = against(data, method, s, baseline, col)
+                    ax.axhline(m, color=line[0].get_color(), ls="--", lw=1, label=f"{method}, stride auto")
+        ax.axhline(1.0 if col == "nfe_total" else 0.0, color="grey", lw=0.8)
+        title = (
+            f"network evaluations / stride {baseline}" if col == "nfe_total" else f"{col} − stride {baseline}"
+        )
+        ax.set_title(title)
+        ax.set_xlabel("stride (latent frames; chunk 12)")
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle(
+        f"{path.stem}: each method against itself at stride {baseline}, paired by scenario "
+        "(mean, 95% interval over scenarios)"
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("csv", type=Path, nargs="+")
+    ap.add_argument("--suite", type=Path, help="the scenarios' folder: adds the rule's row (auto*)")
+    ap.add_argument("--baseline", default="4", help="the stride differences are taken against")
+    ap.add_argument("--plot", type=Path)
+    args = ap.parse_args()
+    data = load(args.csv)
+    chosen = auto_strides(args.suite) if args.suite else {}
+    add_rule(data, chosen)
+    print(tables(data, args.baseline))
+    print()
+    print(by_kind(data, chosen))
+    if args.plot:
+        plot(data, args.plot, args.baseline)
+
+
+if __name__ == "__main__":
+    main()
