@@ -1,6 +1,6 @@
 """Q3, stride: toyworld quality and network evaluations against ``sampler.stride``, per method.
 
-Reads the CSVs ``syncos_probe.py --strides ...`` writes (rows ``METHOD/sN``, ``METHOD/sauto``),
+Reads the CSVs ``syncos_probe.py`` writes for rows ``VARIANT+stride=N`` and ``VARIANT+stride=auto``,
 prints the markdown tables of docs/oq-stride.md and draws the plot. Seeds are averaged within a
 scenario, then the mean over scenarios and its 95% t-interval are taken (as the probe does);
 differences are paired by scenario against the same method at ``--baseline`` stride. ``score``
@@ -44,13 +44,20 @@ def kind(scenario: str) -> str:
     return scenario.split("-")[0]
 
 
+def split(label: str) -> tuple[str, str]:
+    """A probe row's label -> (the variant without its stride, the stride): paper+stride=8 -> paper, 8."""
+    parts = label.split("+")
+    stride = next((p.partition("=")[2] for p in parts[1:] if p.startswith("stride=")), "")
+    return "+".join(p for p in parts if not p.startswith("stride=")), stride
+
+
 def load(paths: list[Path]) -> dict[tuple[str, str], dict[str, dict[str, float]]]:
     """(method, stride) -> scenario -> column -> mean over seeds; stride is 'N', 'auto' or ''."""
     acc: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for path in paths:
         with path.open() as f:
             for r in csv.DictReader(f):
-                method, _, stride = r["variant"].partition("/s")
+                method, stride = split(r["variant"])
                 values = {k: float(r[k]) for k in (*METRICS, "nfe_total")}
                 values["score"] = float(np.mean([values[k] for k in METRICS]))
                 for k, v in values.items():
