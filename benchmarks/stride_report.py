@@ -169,15 +169,15 @@ def by_kind(data: dict, chosen: dict[str, tuple[int, list[int]]]) -> str:
     return "\n".join(out)
 
 
-def against(data: dict, method: str, stride: str, baseline: str, col: str) -> tuple[float, float]:
-    """Paired difference to the baseline stride (mean, 95% half-width); NFE: the mean ratio."""
-    per, base = data[(method, stride)], data[(method, baseline)]
+def against(data: dict, row: tuple[str, str], base: tuple[str, str], col: str) -> tuple[float, float]:
+    """Paired difference of two rows (mean, 95% half-width); NFE: the mean ratio."""
+    per, base = data[row], data[base]
     if col == "nfe_total":
         return float(np.mean([per[s][col] / base[s][col] for s in per if s in base])), 0.0
     return interval([per[s][col] - base[s][col] for s in per if s in base])
 
 
-def plot(data: dict, path: Path, baseline: str) -> None:
+def plot(data: dict, path: Path, baseline: str, title: str) -> None:
     """Each quality column as the paired difference to ``baseline`` stride; NFE as a ratio to it."""
     import matplotlib
 
@@ -185,12 +185,13 @@ def plot(data: dict, path: Path, baseline: str) -> None:
     import matplotlib.pyplot as plt
 
     methods = [m for m in dict.fromkeys(m for m, _ in sorted(data)) if (m, baseline) in data]
+    n = len(data[(methods[0], baseline)])
     panels = ("score", "subject_consistency", "clean", "local_fidelity", "smoothness", "nfe_total")
     fig, axes = plt.subplots(2, 3, figsize=(13, 7))
     for ax, col in zip(axes.flat, panels, strict=True):
         for i, method in enumerate(methods):
             strides = sorted((s for m, s in data if m == method and s.isdigit()), key=order)
-            stats = [against(data, method, s, baseline, col) for s in strides]
+            stats = [against(data, (method, s), (method, baseline), col) for s in strides]
             line = ax.errorbar(
                 [int(s) + 0.1 * (i - 0.5) for s in strides],
                 [m for m, _ in stats],
@@ -201,19 +202,31 @@ def plot(data: dict, path: Path, baseline: str) -> None:
             )
             for s in (AUTO, "auto*"):
                 if (method, s) in data:
-                    m, h = against(data, method, s, baseline, col)
+                    m, h = against(data, (method, s), (method, baseline), col)
                     ax.axhline(m, color=line[0].get_color(), ls="--", lw=1, label=f"{method}, stride auto")
+        if ("independent", "") in data and ("codenoise", baseline) in data:
+            m, h = against(data, ("independent", ""), ("codenoise", baseline), col)
+            ax.errorbar(
+                [12],
+                [m],
+                yerr=[h],
+                marker="s",
+                color="black",
+                capsize=3,
+                ls="none",
+                label=f"independent tiles (against codenoise {baseline})",
+            )
         ax.axhline(1.0 if col == "nfe_total" else 0.0, color="grey", lw=0.8)
         title = (
             f"network evaluations / stride {baseline}" if col == "nfe_total" else f"{col} − stride {baseline}"
         )
         ax.set_title(title)
-        ax.set_xlabel("stride (latent frames; chunk 12)")
+        ax.set_xlabel("stride (latent frames; chunk 12; 12 = tiles)")
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=8)
     fig.suptitle(
-        f"{path.stem}: each method against itself at stride {baseline}, paired by scenario "
-        "(mean, 95% interval over scenarios)"
+        f"{title} ({n} scenarios x 2 seeds): each method against itself at stride {baseline}, "
+        "paired by scenario (mean, 95% interval over scenarios)"
     )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -227,6 +240,7 @@ def main() -> None:
     ap.add_argument("--suite", type=Path, help="the scenarios' folder: adds the rule's row (auto*)")
     ap.add_argument("--baseline", default="4", help="the stride differences are taken against")
     ap.add_argument("--plot", type=Path)
+    ap.add_argument("--title", default="toyworld suite")
     args = ap.parse_args()
     data = load(args.csv)
     chosen = auto_strides(args.suite) if args.suite else {}
@@ -235,7 +249,7 @@ def main() -> None:
     print()
     print(by_kind(data, chosen))
     if args.plot:
-        plot(data, args.plot, args.baseline)
+        plot(data, args.plot, args.baseline, args.title)
 
 
 if __name__ == "__main__":

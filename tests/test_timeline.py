@@ -102,20 +102,20 @@ def events_chunks(spans, length, stride):
 
 @pytest.mark.parametrize(
     "lengths, stride",
-    [([24, 24], 11), ([16, 16, 16], 8), ([12] * 4, 5), ([10] * 5, 4), ([40, 40, 40], 11), ([18] * 4, 9)],
+    [([24, 24], 11), ([10] * 5, 11), ([9] * 5, 10), ([8] * 5, 8), ([7] * 5, 7), ([20, 6, 20], 10)],
 )
-def test_auto_stride_is_the_largest_giving_every_event_two_chunks(lengths, stride):
+def test_auto_stride_is_the_largest_that_shows_every_event(lengths, stride):
     bounds = [0, *np.cumsum(lengths)]
     spans = list(zip(bounds[:-1], bounds[1:], strict=True))
     assert auto_stride(spans, 12) == stride
-    assert min(events_chunks(spans, 12, stride)) >= 2
-    assert all(min(events_chunks(spans, 12, s)) < 2 for s in range(stride + 1, 12))
+    assert min(events_chunks(spans, 12, stride)) >= 1
+    assert all(min(events_chunks(spans, 12, s)) == 0 for s in range(stride + 1, 12))
 
 
-def test_auto_stride_when_no_stride_gives_two_chunks():
-    spans = [(0, 6), (6, 30)]  # only the first window is mostly the first event, at any stride
-    assert [auto_stride(spans, 12), *events_chunks(spans, 12, 11)] == [11, 1, 2]
-    assert auto_stride([(0, 12)], 12) == 11  # one chunk covers the video: any stride, the largest
+def test_auto_stride_when_no_stride_shows_every_event():
+    spans = [(0, 20), (20, 24), (24, 30), (30, 50)]  # 4 frames: no window is mostly this event
+    assert auto_stride(spans, 12) == 11 and all(min(events_chunks(spans, 12, s)) == 0 for s in range(1, 12))
+    assert auto_stride([(0, 12)], 12) == 11  # one chunk covers the video
     assert auto_stride([(0, 30)], 1) == 1
 
 
@@ -131,3 +131,8 @@ def test_plan_with_auto_stride():
     squeezed = [Ev("a", frames=10), Ev("b", frames=2), Ev("c", frames=10)]  # no window is mostly "b"
     with pytest.raises(UserError, match=r"events\[1\]: 2 latent frames is too short"):
         plan_timeline("g", squeezed, stride="auto", **kw)
+    kw["chunk_length"] = 12
+    between = [Ev("a", frames=20), Ev("b", frames=6), Ev("c", frames=20)]  # stride 11 would drop "b"
+    assert plan_timeline("g", between, stride="auto", **kw).stride == 10
+    with pytest.raises(UserError, match=r"events\[1\]: 6 latent frames is too short"):
+        plan_timeline("g", between, stride=11, **kw)

@@ -179,7 +179,7 @@ def plan_run(scenario: Scenario, backend: Backend, plan: Plan) -> RunPlan:
     if scenario.stride == AUTO:
         notes.append(
             f"stride {plan.stride} chosen by sampler.stride=auto: the largest below the chunk length "
-            "that gives every event two chunks"
+            "at which every event gets a chunk"
         )
     if scenario.method == "fifo":
         notes.append(
