@@ -100,7 +100,7 @@ def cell(values: list[float], star: bool = False) -> str:
     return f"{m:+.3f} ± {h:.3f}{mark}" if star else f"{m:.3f} ± {h:.3f}"
 
 
-def tables(data: dict, baseline: str) -> str:
+def summary(data: dict, baseline: str) -> str:
     methods = list(dict.fromkeys(m for m, _ in sorted(data)))
     out = [
         "| method | stride | scenarios | NFE | NFE / stride " + baseline + " | " + " | ".join(COLUMNS) + " |"
@@ -117,21 +117,25 @@ def tables(data: dict, baseline: str) -> str:
             out.append(
                 f"| {method} | {stride or '-'} | {len(per)} | {nfe:.0f} | {r} | " + " | ".join(cells) + " |"
             )
-    out += [
-        "",
+    return "\n".join(out)
+
+
+def paired(data: dict, baseline: str, rules_only: bool = False) -> str:
+    """Each row minus the same method at ``baseline`` stride; ``rules_only``: the auto rows alone."""
+    out = [
         f"Difference to the same method at stride {baseline}, paired by scenario "
         "(* the 95% interval excludes 0):",
-    ]
-    out += [
         "",
         "| method | stride − " + baseline + " | " + " | ".join(COLUMNS) + " |",
         "|---" * (len(COLUMNS) + 2) + "|",
     ]
-    for method in methods:
+    for method in list(dict.fromkeys(m for m, _ in sorted(data))):
         base = data.get((method, baseline))
         if not base:
             continue
         for stride in sorted((s for m, s in data if m == method and s != baseline), key=order):
+            if rules_only and not stride.startswith(AUTO):
+                continue
             per = data[(method, stride)]
             ss = [s for s in per if s in base]
             cells = [cell([per[s][k] - base[s][k] for s in ss], star=True) for k in COLUMNS]
@@ -151,13 +155,15 @@ def by_kind(data: dict, chosen: dict[str, tuple[int, list[int]]]) -> str:
         for s in scen:
             ran = [st for st in fixed if s in data.get((method, st), {})]
             best[(method, s)] = max(ran, key=lambda st: data[(method, st)][s]["score"])
-        for k in sorted({kind(s) for s in scen}):
+        kinds = sorted({kind(s) for s in scen})
+        for k in kinds if len(kinds) < len(scen) else []:  # one scenario per name: no kinds
             ss = [s for s in scen if kind(s) == k]
             means = {st: float(np.mean([data[(method, st)][s]["score"] for s in ss])) for st in fixed}
             top = max(means, key=lambda st: means[st])
             picks = sorted({chosen[s][0] for s in ss if s in chosen})
             cells = [f"**{means[st]:.3f}**" if st == top else f"{means[st]:.3f}" for st in fixed]
             out.append(f"| {method} | {k} ({len(ss)}) | " + " | ".join(cells) + f" | {top} | {picks} |")
+    out = out if len(out) > 2 else []
     out += ["", "Each scenario's best fixed stride by score (seeds averaged) and the rule's pick:", ""]
     out.append(
         "| scenario | events (latent frames) | auto | " + " | ".join(f"best {m}" for m in methods) + " |"
@@ -187,7 +193,8 @@ def plot(data: dict, path: Path, baseline: str, title: str) -> None:
     methods = [m for m in dict.fromkeys(m for m, _ in sorted(data)) if (m, baseline) in data]
     n = len(data[(methods[0], baseline)])
     panels = ("score", "subject_consistency", "clean", "local_fidelity", "smoothness", "nfe_total")
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7))
+    rule_names = sorted({s for _, s in data if s.startswith(AUTO)})
+    fig, axes = plt.subplots(2, 3, figsize=(13, 8))
     for ax, col in zip(axes.flat, panels, strict=True):
         for i, method in enumerate(methods):
             strides = sorted((s for m, s in data if m == method and s.isdigit()), key=order)
@@ -200,10 +207,19 @@ def plot(data: dict, path: Path, baseline: str, title: str) -> None:
                 capsize=3,
                 label=method,
             )
-            for s in (AUTO, "auto*"):
-                if (method, s) in data:
-                    m, h = against(data, (method, s), (method, baseline), col)
-                    ax.axhline(m, color=line[0].get_color(), ls="--", lw=1, label=f"{method}, stride auto")
+            rules = sorted(s for m, s in data if m == method and s.startswith(AUTO))
+            for j, (s, marker) in enumerate(zip(rules, "D^v", strict=False)):  # right of the tiles
+                m, h = against(data, (method, s), (method, baseline), col)
+                ax.errorbar(
+                    [13 + j + 0.1 * (i - 0.5)],
+                    [m],
+                    yerr=[h],
+                    marker=marker,
+                    color=line[0].get_color(),
+                    capsize=3,
+                    ls="none",
+                    label=f"{method}, stride {s}",
+                )
         if ("independent", "") in data and ("codenoise", baseline) in data:
             m, h = against(data, ("independent", ""), ("codenoise", baseline), col)
             ax.errorbar(
@@ -217,18 +233,20 @@ def plot(data: dict, path: Path, baseline: str, title: str) -> None:
                 label=f"independent tiles (against codenoise {baseline})",
             )
         ax.axhline(1.0 if col == "nfe_total" else 0.0, color="grey", lw=0.8)
-        title = (
+        heading = (
             f"network evaluations / stride {baseline}" if col == "nfe_total" else f"{col} − stride {baseline}"
         )
-        ax.set_title(title)
-        ax.set_xlabel("stride (latent frames; chunk 12; 12 = tiles)")
+        ax.set_title(heading)
+        ticks = [2, 3, 4, 6, 8, 10, 11, 12, *range(13, 13 + len(rule_names))]
+        ax.set_xticks(ticks, [*map(str, ticks[:7]), "tiles", *rule_names], rotation=45)
+        ax.set_xlabel("stride (latent frames; chunk 12)")
         ax.grid(alpha=0.3)
-    axes.flat[0].legend(fontsize=8)
+    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=8)
     fig.suptitle(
         f"{title} ({n} scenarios x 2 seeds): each method against itself at stride {baseline}, "
         "paired by scenario (mean, 95% interval over scenarios)"
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -239,13 +257,19 @@ def main() -> None:
     ap.add_argument("csv", type=Path, nargs="+")
     ap.add_argument("--suite", type=Path, help="the scenarios' folder: adds the rule's row (auto*)")
     ap.add_argument("--baseline", default="4", help="the stride differences are taken against")
+    ap.add_argument("--against", nargs="*", default=[], help="more strides to pair the auto rows against")
     ap.add_argument("--plot", type=Path)
     ap.add_argument("--title", default="toyworld suite")
     args = ap.parse_args()
     data = load(args.csv)
     chosen = auto_strides(args.suite) if args.suite else {}
     add_rule(data, chosen)
-    print(tables(data, args.baseline))
+    print(summary(data, args.baseline))
+    print()
+    print(paired(data, args.baseline))
+    for stride in args.against:
+        print()
+        print(paired(data, stride, rules_only=True))
     print()
     print(by_kind(data, chosen))
     if args.plot:
