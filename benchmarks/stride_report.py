@@ -5,9 +5,8 @@ prints the markdown tables of docs/oq-stride.md and draws the plot. Seeds are av
 scenario, then the mean over scenarios and its 95% t-interval are taken (as the probe does);
 differences are paired by scenario against the same method at ``--baseline`` stride. ``score``
 is the unweighted mean of the six toyworld metrics: a one-number summary for ranking strides
-per scenario, shown next to the metrics, never instead of them. ``--suite`` adds the rule's row
-computed from the fixed-stride runs (``auto`` picks one of them per scenario; the same plan and
-noise, so the same video as a run with ``stride: auto``) when the rule's stride was measured.
+per scenario, shown next to the metrics, never instead of them. ``--suite`` names the scenarios'
+folder, to show the stride ``stride: auto`` picks for each.
 
     python benchmarks/stride_report.py benchmarks/results/stride/suite.csv \\
         --suite benchmarks/suites/toyworld --plot docs/open-questions/stride.png
@@ -18,7 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-from collections import defaultdict
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +26,9 @@ import yaml
 from syncos.api import prepare
 from syncos.bench.report import interval
 
-METRICS = (
-    "subject_consistency",
-    "background_consistency",
-    "global_fidelity",
-    "local_fidelity",
-    "smoothness",
-    "clean",
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from syncos_probe import METRICS, paired, scenario_means  # noqa: E402
+
 COLUMNS = (*METRICS, "score")
 AUTO = "auto"
 
@@ -52,20 +46,22 @@ def split(label: str) -> tuple[str, str]:
 
 
 def load(paths: list[Path]) -> dict[tuple[str, str], dict[str, dict[str, float]]]:
-    """(method, stride) -> scenario -> column -> mean over seeds; stride is 'N', 'auto' or ''."""
-    acc: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    """(method, stride) -> scenario -> column -> mean over seeds; stride is 'N', 'auto...' or ''."""
+    rows = []
     for path in paths:
         with path.open() as f:
-            for r in csv.DictReader(f):
-                method, stride = split(r["variant"])
-                values = {k: float(r[k]) for k in (*METRICS, "nfe_total")}
-                values["score"] = float(np.mean([values[k] for k in METRICS]))
-                for k, v in values.items():
-                    acc[(method, stride)][r["scenario"]][k].append(v)
-    return {
-        key: {s: {k: float(np.mean(v)) for k, v in d.items()} for s, d in per.items()}
-        for key, per in acc.items()
-    }
+            rows += list(csv.DictReader(f))
+    data: dict = {}
+    for (label, scenario), values in scenario_means(rows).items():
+        values["score"] = float(np.mean([values[k] for k in METRICS]))
+        data.setdefault(split(label), {})[scenario] = values
+    return data
+
+
+def against(data: dict, row: tuple[str, str], base: tuple[str, str], col: str) -> tuple[float, float]:
+    """Paired difference of two rows over their common scenarios (mean, 95% half-width); NFE: ratio."""
+    flat = {(key, s): v for key in (row, base) for s, v in data[key].items()}
+    return paired(flat, row, base, col)
 
 
 def auto_strides(suite: Path) -> dict[str, tuple[int, list[int]]]:
@@ -80,24 +76,12 @@ def auto_strides(suite: Path) -> dict[str, tuple[int, list[int]]]:
     return out
 
 
-def add_rule(data: dict, chosen: dict[str, tuple[int, list[int]]]) -> None:
-    """The rule's row per method, picked from the fixed-stride runs, where every pick was run."""
-    for method in sorted({m for m, _ in data}):
-        if (method, AUTO) in data:
-            continue
-        picks = {s: data.get((method, str(n)), {}).get(s) for s, (n, _) in chosen.items()}
-        if picks and all(picks.values()):
-            data[(method, "auto*")] = picks  # type: ignore[assignment]
-
-
 def order(stride: str) -> float:
     return float(stride) if stride.isdigit() else math.inf
 
 
-def cell(values: list[float], star: bool = False) -> str:
-    m, h = interval(values)
-    mark = " *" if star and abs(m) > h else ""
-    return f"{m:+.3f} ± {h:.3f}{mark}" if star else f"{m:.3f} ± {h:.3f}"
+def cell(m: float, h: float, star: bool = False) -> str:
+    return f"{m:+.3f} ± {h:.3f}" + (" *" if abs(m) > h else "") if star else f"{m:.3f} ± {h:.3f}"
 
 
 def summary(data: dict, baseline: str) -> str:
@@ -107,20 +91,23 @@ def summary(data: dict, baseline: str) -> str:
     ]
     out.append("|---" * (len(COLUMNS) + 5) + "|")
     for method in methods:
-        base = data.get((method, baseline), {})
         for stride in sorted((s for m, s in data if m == method), key=order):
             per = data[(method, stride)]
             nfe = np.mean([v["nfe_total"] for v in per.values()])
-            ratio = [per[s]["nfe_total"] / base[s]["nfe_total"] for s in per if s in base]
-            cells = [cell([v[k] for v in per.values()]) for k in COLUMNS]
-            r = f"{np.mean(ratio):.2f}x" if ratio else ""
+            cells = [cell(*interval([v[k] for v in per.values()])) for k in COLUMNS]
+            has_base = (method, baseline) in data
+            r = (
+                f"{against(data, (method, stride), (method, baseline), 'nfe_total')[0]:.2f}x"
+                if has_base
+                else ""
+            )
             out.append(
                 f"| {method} | {stride or '-'} | {len(per)} | {nfe:.0f} | {r} | " + " | ".join(cells) + " |"
             )
     return "\n".join(out)
 
 
-def paired(data: dict, baseline: str, rules_only: bool = False) -> str:
+def paired_table(data: dict, baseline: str, rules_only: bool = False) -> str:
     """Each row minus the same method at ``baseline`` stride; ``rules_only``: the auto rows alone."""
     out = [
         f"Difference to the same method at stride {baseline}, paired by scenario "
@@ -136,9 +123,9 @@ def paired(data: dict, baseline: str, rules_only: bool = False) -> str:
         for stride in sorted((s for m, s in data if m == method and s != baseline), key=order):
             if rules_only and not stride.startswith(AUTO):
                 continue
-            per = data[(method, stride)]
-            ss = [s for s in per if s in base]
-            cells = [cell([per[s][k] - base[s][k] for s in ss], star=True) for k in COLUMNS]
+            cells = [
+                cell(*against(data, (method, stride), (method, baseline), k), star=True) for k in COLUMNS
+            ]
             out.append(f"| {method} | {stride} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
@@ -173,14 +160,6 @@ def by_kind(data: dict, chosen: dict[str, tuple[int, list[int]]]) -> str:
         n, lengths = chosen.get(s, ("", []))
         out.append(f"| {s} | {lengths} | {n} | " + " | ".join(best.get((m, s), "") for m in methods) + " |")
     return "\n".join(out)
-
-
-def against(data: dict, row: tuple[str, str], base: tuple[str, str], col: str) -> tuple[float, float]:
-    """Paired difference of two rows (mean, 95% half-width); NFE: the mean ratio."""
-    per, base = data[row], data[base]
-    if col == "nfe_total":
-        return float(np.mean([per[s][col] / base[s][col] for s in per if s in base])), 0.0
-    return interval([per[s][col] - base[s][col] for s in per if s in base])
 
 
 def plot(data: dict, path: Path, baseline: str, title: str) -> None:
@@ -255,7 +234,7 @@ def plot(data: dict, path: Path, baseline: str, title: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("csv", type=Path, nargs="+")
-    ap.add_argument("--suite", type=Path, help="the scenarios' folder: adds the rule's row (auto*)")
+    ap.add_argument("--suite", type=Path, help="the scenarios' folder: the stride auto picks for each")
     ap.add_argument("--baseline", default="4", help="the stride differences are taken against")
     ap.add_argument("--against", nargs="*", default=[], help="more strides to pair the auto rows against")
     ap.add_argument("--plot", type=Path)
@@ -263,13 +242,12 @@ def main() -> None:
     args = ap.parse_args()
     data = load(args.csv)
     chosen = auto_strides(args.suite) if args.suite else {}
-    add_rule(data, chosen)
     print(summary(data, args.baseline))
     print()
-    print(paired(data, args.baseline))
+    print(paired_table(data, args.baseline))
     for stride in args.against:
         print()
-        print(paired(data, stride, rules_only=True))
+        print(paired_table(data, stride, rules_only=True))
     print()
     print(by_kind(data, chosen))
     if args.plot:
