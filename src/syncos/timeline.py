@@ -108,10 +108,10 @@ def assign_events(starts: Sequence[int], length: int, spans: Sequence[tuple[int,
 def auto_stride(spans: Sequence[tuple[int, int]], chunk_length: int) -> int:
     """The largest stride below the chunk length at which every event still gets a chunk.
 
-    On toyworld every overlapping stride scored better the larger it was, for short events as
-    for long ones, at the fewest network evaluations (docs/oq-stride.md); a stride that leaves an
-    event with no chunk would never show it. Where no stride shows every event, the largest one
-    is returned and the plan names the event that is too short.
+    On toyworld larger strides scored better, for short events as for long ones, at fewer network
+    evaluations (docs/open-questions.md, Q3: stride); a stride that leaves an event with no chunk
+    would never show it. Where no stride shows every event, the largest one is returned and the
+    plan names the event that is too short.
     """
     frames = spans[-1][1]
     top = max(1, chunk_length - 1)
