@@ -92,3 +92,21 @@ def test_validity_leaves_sampled_videos_alone(clips):
 
     _, v = clips
     assert validity(decode_frames(v["clean"])).min() == 1.0
+
+
+def test_frame_labels_and_prompt_labels(clips):
+    from syncos.backends.toyworld.metrics import frame_labels, prompt_labels
+
+    _, v = clips
+    labels = frame_labels(decode_frames(v["clean"]))
+    assert (labels["shape"] == 1).all() and (labels["colour"] == 0).all() and (labels["scene"] == 0).all()
+    assert (labels["size"] == 8).all()
+    assert labels["lighting"][0] == 0 and labels["lighting"][-1] == 1  # the second event's nightfall
+    assert all((x == -1).all() for x in frame_labels(decode_frames(v["noise"])).values())
+    assert prompt_labels("a red ball on grass. moves right at night") == {
+        "shape": 1,
+        "colour": 0,
+        "scene": 0,
+        "lighting": 1,
+    }
+    assert prompt_labels("a ball or a box as night falls") == {}  # a mixture or a change pins nothing

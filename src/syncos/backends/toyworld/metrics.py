@@ -226,6 +226,36 @@ def _nearest_colour(hue: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(hue), -1, d.argmin(1))
 
 
+LIGHTS = ("day", "night")  # the steady lightings a frame shows (a change is a run of frames)
+
+
+def frame_labels(attrs: FrameAttributes) -> dict[str, np.ndarray]:
+    """Per frame, each attribute a prompt can name, as an index into the world's values (shape,
+    colour, scene, lighting: day/night) or in pixels (size); -1 on a frame that is no toyworld
+    frame (validity < 0.5), so it shows no value. What an event is measured to keep or change."""
+    labels = {
+        "shape": attrs.shape,
+        "colour": _nearest_colour(attrs.hue),
+        "size": np.nan_to_num(attrs.size, nan=-1).round().astype(int),
+        "scene": attrs.scene,
+        "lighting": (attrs.night > 0.5).astype(int),
+    }
+    ok = validity(attrs) >= 0.5
+    return {k: np.where(ok, v, -1) for k, v in labels.items()}
+
+
+def prompt_labels(prompt: str) -> dict[str, int]:
+    """The attributes a prompt pins to a single value, in :func:`frame_labels`' indices."""
+    spec = W.parse_prompt(prompt)
+    named = {
+        "shape": (spec.shapes, W.SHAPES),
+        "colour": (spec.colours, tuple(W.COLOURS)),
+        "scene": (spec.scenes, tuple(W.SCENES)),
+        "lighting": (spec.lightings, LIGHTS),
+    }
+    return {k: values.index(v[0]) for k, (v, values) in named.items() if len(v) == 1 and v[0] in values}
+
+
 def _global_fidelity(a: FrameAttributes, prompt: str) -> float:
     spec, full = W.parse_prompt(prompt), W.PromptSpec()
     checks = []

@@ -1,0 +1,219 @@
+"""The seed's third check: contradictory events (day -> night, grass -> snow, red -> blue) under a
+global prompt naming the subject. What does each method keep, and what does it let change?
+
+Each frame is decoded to the attributes a prompt can name (``metrics.frame_labels``: shape,
+colour, size, scene, lighting). An attribute that some events pin to different values is
+*changed*, every other one *kept*. Per run and attribute:
+
+- kept: the fraction of frames that show the video's most common value (a frame that is no
+  toyworld frame shows none);
+- changed: the fraction of each pinning event's frames that show its value (mean over events),
+  and, at each boundary between two events that pin different values, the switch: the frame that
+  best splits the two events' frames into "old value, then new value", minus the boundary
+  (negative: the change starts before its event).
+
+Per method: mean over the scenarios where the attribute is kept (changed), seeds averaged
+first, ± the 95% t-interval half-width, with the NFE of a 48-frame video.
+
+    OMP_NUM_THREADS=1 python benchmarks/contradiction.py                  # run what is missing, report
+    OMP_NUM_THREADS=1 python benchmarks/contradiction.py --rerun default  # after `default` changed
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from toyworld_runs import Results, events_of, run
+
+from syncos.backends.toyworld.metrics import decode_frames, frame_labels, prompt_labels
+from syncos.bench.report import interval
+
+ROOT = Path(__file__).resolve().parent.parent
+METHODS = ["independent", "codenoise", "fifo", "paper", "paper-renoise", "default"]
+ATTRIBUTES = ("shape", "colour", "size", "scene", "lighting")
+
+
+def switch_frame(labels: np.ndarray, old: int, new: int) -> float:
+    """Index k that best explains labels as ``old`` before k and ``new`` from k on (0..len);
+    the middle of the best k's when several tie (a stretch showing neither value)."""
+    before = np.concatenate([[0], np.cumsum(labels == old)])
+    after = np.concatenate([np.cumsum((labels == new)[::-1])[::-1], [0]])
+    score = before + after
+    return float(np.flatnonzero(score == score.max()).mean())
+
+
+def measure(labels: dict[str, np.ndarray], global_prompt: str, events: list[tuple[int, int, str]]) -> dict:
+    """Per attribute: {"kept": fraction} or {"in_span": fraction, "switch": [offsets in frames]}."""
+    pins = [prompt_labels(f"{global_prompt}. {p}" if global_prompt else p) for _, _, p in events]
+    out = {}
+    for a in ATTRIBUTES:
+        lab, targets = labels[a], [pin.get(a) for pin in pins]
+        if len({t for t in targets if t is not None}) < 2:
+            valid = lab[lab >= 0]
+            out[a] = {"kept": float((lab == np.bincount(valid).argmax()).mean()) if len(valid) else 0.0}
+            continue
+        spans = [(s, e, t) for (s, e, _), t in zip(events, targets, strict=True) if t is not None]
+        offsets = [  # the switch found in both events' frames, relative to the second one's start
+            s0 + switch_frame(lab[s0:e1], t0, t1) - s1
+            for (s0, _, t0), (s1, e1, t1) in zip(spans, spans[1:], strict=False)
+            if t0 != t1
+        ]
+        out[a] = {"in_span": float(np.mean([(lab[s:e] == t).mean() for s, e, t in spans])), "switch": offsets}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--suite", type=Path, default=ROOT / "benchmarks/suites/toyworld-contradiction")
+    ap.add_argument("--variants", nargs="*", default=METHODS, help="names from syncos_probe.VARIANTS")
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--only", nargs="*", help="scenario names (default: all)")
+    ap.add_argument("--rerun", nargs="*", default=[], help="variants whose rows are dropped and run again")
+    ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/contradiction/runs.csv")
+    ap.add_argument("--plot", type=Path, default=ROOT / "docs/open-questions/contradiction.png")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    files = sorted(args.suite.glob("*.yaml"))
+    scenarios = {p.stem: yaml.safe_load(p.read_text()) for p in files if not args.only or p.stem in args.only}
+    results = Results(args.out, ("variant", "scenario", "seed"), args.rerun)
+    todo = [
+        (name, seed, v)
+        for name in scenarios
+        for seed in range(args.seeds)
+        for v in args.variants
+        if not results.has(variant=v, scenario=name, seed=seed)
+    ]
+    for i, (name, seed, v) in enumerate([] if args.report_only else todo):
+        gen, frames, record = run(scenarios[name], v, seed)
+        labels = frame_labels(decode_frames(frames))
+        found = measure(labels, gen.scenario.global_prompt, events_of(gen))
+        row = {"variant": v, "scenario": name, "seed": seed, **record, "attributes": json.dumps(found)}
+        results.add({**row, "labels": json.dumps({k: x.tolist() for k, x in labels.items()})})
+        print(f"[{i + 1}/{len(todo)}] {name} seed {seed} {v}: {record['seconds']} s", flush=True)
+    rows = [r for r in results.rows if r["scenario"] in scenarios]
+    print(report(rows, list(args.variants)))
+    plot(rows, list(args.variants), scenarios, args.plot)
+    print(f"plot: {args.plot}")
+
+
+def report(rows: list[dict], variants: list[str]) -> str:
+    # (variant, attribute, measure) -> scenario -> values over seeds
+    acc: dict = defaultdict(lambda: defaultdict(list))
+    nfe: dict = defaultdict(list)
+    for r in rows:
+        nfe[r["variant"]].append(float(r["nfe_total"]))
+        for a, m in json.loads(r["attributes"]).items():
+            for k, v in m.items():
+                if k == "switch":
+                    acc[(r["variant"], a, "|switch|")][r["scenario"]] += [abs(x) for x in v]
+                    acc[(r["variant"], a, "switch")][r["scenario"]] += v
+                else:
+                    acc[(r["variant"], a, k)][r["scenario"]].append(v)
+
+    def cell(v: str, a: str, k: str) -> str:
+        by = acc.get((v, a, k), {})
+        if not by:
+            return ""
+        m, h = interval([float(np.mean(x)) for x in by.values()])
+        digits = 1 if "switch" in k else 3
+        return (
+            f"{m:+.{digits}f}"
+            if k == "switch"
+            else f"{m:.{digits}f}" + ("" if math.isnan(h) else f" ± {h:.{digits}f}")
+        )
+
+    present = [v for v in variants if v in nfe]
+    kept = [a for a in ATTRIBUTES if any((v, a, "kept") in acc for v in present)]
+    changed = [a for a in ATTRIBUTES if any((v, a, "in_span") in acc for v in present)]
+    n_kept = {
+        a: max((len(acc[(v, a, "kept")]) for v in present if (v, a, "kept") in acc), default=0) for a in kept
+    }
+    n_chg = {
+        a: max((len(acc[(v, a, "in_span")]) for v in present if (v, a, "in_span") in acc), default=0)
+        for a in changed
+    }
+    out = [
+        "Kept: fraction of frames showing the video's most common value, where no event changes it.",
+        "",
+        "| method | NFE | " + " | ".join(f"{a} ({n_kept[a]} sc.)" for a in kept) + " |",
+        "|---|---|" + "---|" * len(kept),
+    ]
+    for v in present:
+        out.append(f"| {v} | {np.mean(nfe[v]):.0f} | " + " | ".join(cell(v, a, "kept") for a in kept) + " |")
+    out += [
+        "",
+        "Changed: fraction of each event's frames showing the value it names; |switch| = frames between the "
+        "event boundary and the decoded change (signed mean in brackets: negative = early).",
+        "",
+        "| method | NFE | "
+        + " | ".join(f"{a} in span ({n_chg[a]} sc.) | {a} \\|switch\\| (signed)" for a in changed)
+        + " |",
+        "|---|---|" + "---|---|" * len(changed),
+    ]
+    for v in present:
+        cells = [
+            f"{cell(v, a, 'in_span')} | {cell(v, a, '|switch|')} ({cell(v, a, 'switch')})" for a in changed
+        ]
+        out.append(f"| {v} | {np.mean(nfe[v]):.0f} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def plot(rows: list[dict], variants: list[str], scenarios: dict, path: Path) -> None:
+    """Per method (rows) and scenario (columns), seed 0: the decoded scene, lighting and colour by frame."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(scenarios)
+    present = [v for v in variants if any(r["variant"] == v for r in rows)]
+    fig, axes = plt.subplots(
+        len(present),
+        len(names),
+        figsize=(2.4 * len(names), 1.0 * len(present) + 0.8),
+        squeeze=False,
+        sharex=True,
+    )
+    shown = ("colour", "scene", "lighting")
+    for i, v in enumerate(present):
+        for j, name in enumerate(names):
+            ax = axes[i, j]
+            run = next(
+                (r for r in rows if r["variant"] == v and r["scenario"] == name and r["seed"] == "0"), None
+            )
+            if run is None:
+                ax.axis("off")
+                continue
+            labels = json.loads(run["labels"])
+            img = np.array([labels[a] for a in shown], dtype=float)
+            img[img < 0] = np.nan
+            ax.imshow(img, aspect="auto", interpolation="nearest", cmap="tab10", vmin=0, vmax=9)
+            start = 0
+            for e in scenarios[name]["events"][:-1]:
+                start += e["frames"]
+                ax.axvline(start - 0.5, color="black", lw=1)
+            ax.set_yticks(range(len(shown)), shown if j == 0 else [""] * len(shown), fontsize=6)
+            ax.tick_params(axis="x", labelsize=6)
+            if i == 0:
+                ax.set_title(name, fontsize=7)
+            if j == 0:
+                ax.set_ylabel(v, rotation=0, ha="right", va="center", fontsize=7)
+    fig.suptitle(
+        "decoded value per frame (seed 0); white: no toyworld frame; lines: event boundaries", fontsize=8
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
