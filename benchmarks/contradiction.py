@@ -73,7 +73,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--suite", type=Path, default=ROOT / "benchmarks/suites/toyworld-contradiction")
     ap.add_argument("--variants", nargs="*", default=METHODS, help="names from syncos_probe.VARIANTS")
-    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--only", nargs="*", help="scenario names (default: all)")
     ap.add_argument("--rerun", nargs="*", default=[], help="variants whose rows are dropped and run again")
     ap.add_argument("--report-only", action="store_true")

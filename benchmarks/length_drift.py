@@ -27,7 +27,7 @@ import yaml
 from toyworld_runs import Results, run
 
 from syncos.backends.toyworld import ToyWorldBackend
-from syncos.backends.toyworld.metrics import consistency_by_distance, decode_frames
+from syncos.backends.toyworld.metrics import consistency_by_distance, decode_frames, sharp
 from syncos.bench.report import interval
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,11 +53,14 @@ def scaled(scenario: dict, frames: int) -> dict:
     return {**scenario, "events": events}
 
 
-def far_pairs(curve: np.ndarray, far: int) -> float:
-    """Mean similarity over every frame pair at least ``far`` frames apart (index = distance)."""
+def far_pairs(curve: np.ndarray, far: int, pairs: np.ndarray | None = None) -> float:
+    """Mean similarity over every frame pair at least ``far`` frames apart (index = distance);
+    ``pairs``: how many pairs each distance's mean is over (default: all, T - d)."""
     T = len(curve)
     d = np.arange(far, T)
-    return float((curve[d] * (T - d)).sum() / (T - d).sum()) if len(d) else math.nan
+    n = (T - d) if pairs is None else np.asarray(pairs, dtype=float)[d]
+    n = np.where(np.isnan(curve[d]), 0.0, n)
+    return float((np.nan_to_num(curve[d]) * n).sum() / n.sum()) if n.sum() else math.nan
 
 
 def main() -> None:
@@ -65,7 +68,7 @@ def main() -> None:
     ap.add_argument("--suite", type=Path, default=ROOT / "benchmarks/suites/toyworld-length")
     ap.add_argument("--variants", nargs="*", default=METHODS, help="names from syncos_probe.VARIANTS")
     ap.add_argument("--lengths", nargs="*", type=int, default=[4, 6, 8, 10], help="in native clips")
-    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--far", type=int, default=3, help="far pairs: at least this many native clips apart")
     ap.add_argument("--only", nargs="*", help="scenario names (default: all)")
     ap.add_argument("--rerun", nargs="*", default=[], help="variants whose rows are dropped and run again")
@@ -88,7 +91,11 @@ def main() -> None:
     ]
     for i, (name, k, seed, v) in enumerate([] if args.report_only else todo):
         gen, frames, record = run(scaled(scenarios[name], k * clip), v, seed)
-        curves = consistency_by_distance(decode_frames(frames))
+        attrs = decode_frames(frames)
+        curves = consistency_by_distance(attrs)
+        sharp_curves = consistency_by_distance(attrs, sharp_only=True)
+        ok = sharp(attrs)
+        pairs = [int(np.diagonal(ok[:, None] & ok[None], d).sum()) for d in range(len(ok))]
         results.add(
             {
                 "variant": v,
@@ -98,6 +105,11 @@ def main() -> None:
                 "frames": len(frames),
                 **record,
                 **{f"{c}_curve": json.dumps([round(float(x), 4) for x in curves[c]]) for c in KINDS},
+                **{
+                    f"{c}_sharp_curve": json.dumps([round(float(x), 4) for x in sharp_curves[c]])
+                    for c in KINDS
+                },
+                "sharp_pairs": json.dumps(pairs),
             }
         )
         print(f"[{i + 1}/{len(todo)}] {name} {k}x seed {seed} {v}: {record['seconds']} s", flush=True)
@@ -108,117 +120,145 @@ def main() -> None:
 
 
 def per_scenario(rows: list[dict], value) -> dict[tuple[str, int], dict[str, float]]:
-    """(variant, length) -> scenario -> mean over seeds of value(row)."""
+    """(variant, length) -> scenario -> mean over seeds of value(row) (NaN seeds left out, and a
+    scenario whose every seed is NaN)."""
     acc: dict = defaultdict(lambda: defaultdict(list))
     for r in rows:
         acc[(r["variant"], int(r["length"]))][r["scenario"]].append(value(r))
-    return {key: {s: float(np.mean(v)) for s, v in by.items()} for key, by in acc.items()}
+    return {
+        key: {s: float(np.nanmean(v)) for s, v in by.items() if not np.isnan(v).all()}
+        for key, by in acc.items()
+    }
+
+
+def curve(r: dict, kind: str, sharp_only: bool = False) -> np.ndarray:
+    return np.array(json.loads(r[f"{kind}_sharp_curve" if sharp_only else f"{kind}_curve"]), dtype=float)
+
+
+def far_means(rows: list[dict], far: int) -> dict[str, dict]:
+    """Measure -> (variant, length) -> scenario -> far-pair mean: every pair, then sharp pairs only."""
+    out = {}
+    for kind in KINDS:
+        out[kind] = per_scenario(rows, lambda r, k=kind: far_pairs(curve(r, k), far))
+        out[f"{kind} sharp"] = per_scenario(
+            rows, lambda r, k=kind: far_pairs(curve(r, k, True), far, json.loads(r["sharp_pairs"]))
+        )
+    return out
+
+
+def share_sharp(r: dict, far: int) -> float:
+    """The fraction of far pairs (at least ``far`` frames apart) whose two frames are both sharp."""
+    n, T = np.array(json.loads(r["sharp_pairs"]), dtype=float), int(r["frames"])
+    d = np.arange(far, T)
+    return float(n[d].sum() / (T - d).sum())
 
 
 def report(rows: list[dict], variants: list[str], lengths: list[int], clip: int, far: int) -> str:
-    def far_of(kind):
-        return lambda r: far_pairs(np.array(json.loads(r[f"{kind}_curve"])), far * clip)
-
-    far_m = {kind: per_scenario(rows, far_of(kind)) for kind in KINDS}
-    near_m = per_scenario(rows, lambda r: float(np.mean(json.loads(r["subject_curve"])[1 : clip + 1])))
+    fm = far_means(rows, far * clip)
+    share = per_scenario(rows, lambda r: share_sharp(r, far * clip))
+    near = per_scenario(rows, lambda r: float(np.mean(curve(r, "subject")[1 : clip + 1])))
     nfe = per_scenario(rows, lambda r: float(r["nfe_total"]))
-    scal = {k: per_scenario(rows, lambda r, k=k: float(r[k])) for k in ("subject_consistency", "clean")}
-    out = [
-        f"Far pairs: frames at least {far} native clips ({far * clip} frames) apart; mean over scenarios "
-        "(seeds averaged first) ± 95% t-interval half-width.",
-        "",
-        "| method | length | NFE | far subject | far background | near subject (d <= 1 clip) "
-        "| subject_consistency | clean |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    cell = "{:.3f} ± {:.3f}".format
+    clean = per_scenario(rows, lambda r: float(r["clean"]))
     first, last = lengths[0], lengths[-1]
+
+    def cell(d: dict, key) -> str:
+        m, h = interval(list(d.get(key, {}).values()))
+        return "" if math.isnan(m) else f"{m:.3f}" + ("" if math.isnan(h) else f" ± {h:.3f}")
+
+    out = [
+        f"Far pairs: frames at least {far} native clips ({far * clip} frames) apart; sharp pairs: both "
+        "frames sharp renderings (no ghost); mean over scenarios (seeds averaged first) ± 95% t-interval "
+        "half-width.",
+        "",
+        "| method | length | NFE | far subject | far background | far subject, sharp pairs "
+        "| far background, sharp pairs | far pairs that are sharp | near subject (d <= 1 clip) | clean |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for v in variants:
         for k in lengths:
             if (v, k) not in nfe:
                 continue
             cells = [
-                cell(*interval(list(d[(v, k)].values())))
-                for d in (
-                    far_m["subject"],
-                    far_m["background"],
-                    near_m,
-                    scal["subject_consistency"],
-                    scal["clean"],
-                )
+                cell(fm[m], (v, k)) for m in ("subject", "background", "subject sharp", "background sharp")
             ]
-            n = len(nfe[(v, k)])
-            out.append(
-                f"| {v} | {k}x ({n} sc.) | {np.mean(list(nfe[(v, k)].values())):.0f} | "
-                + " | ".join(cells)
-                + " |"
-            )
+            cells += [cell(share, (v, k)), cell(near, (v, k)), cell(clean, (v, k))]
+            n_sc, n_nfe = len(nfe[(v, k)]), np.mean(list(nfe[(v, k)].values()))
+            out.append(f"| {v} | {k}x ({n_sc} sc.) | {n_nfe:.0f} | " + " | ".join(cells) + " |")
     out += [
         "",
-        f"Change from {first}x to {last}x (paired by scenario) and where each method breaks down: "
-        f"the shortest length whose far-pair mean is below {HOLDS['subject']} (subject) / "
-        f"{HOLDS['background']} (background); '< {first}x' when it is already below at {first}x.",
+        f"Change from {first}x to {last}x (paired by scenario; * the interval excludes 0) and where each "
+        f"method breaks down: the shortest length whose far-pair mean is below {HOLDS['subject']} "
+        f"(subject) / {HOLDS['background']} (background); '< {first}x' when it is already below at {first}x.",
         "",
         f"| method | far subject {last}x − {first}x | far background {last}x − {first}x "
-        "| subject breaks at | background breaks at |",
-        "|---|---|---|---|---|",
+        f"| far subject (sharp) {last}x − {first}x | subject breaks at | background breaks at "
+        "| subject (sharp pairs) breaks at | background (sharp pairs) breaks at |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for v in variants:
         cells = []
-        for kind in KINDS:
-            a, b = far_m[kind].get((v, lengths[0]), {}), far_m[kind].get((v, lengths[-1]), {})
+        for m in ("subject", "background", "subject sharp"):
+            a, b = fm[m].get((v, first), {}), fm[m].get((v, last), {})
             diffs = [b[s] - a[s] for s in a if s in b]
-            m, h = interval(diffs) if diffs else (math.nan, math.nan)
-            cells.append(f"{m:+.3f} ± {h:.3f}" + (" *" if abs(m) > h else ""))
-        for kind in KINDS:
-            means = [
-                (k, np.mean(list(far_m[kind][(v, k)].values()))) for k in lengths if (v, k) in far_m[kind]
-            ]
-            broken = [k for k, m in means if m < HOLDS[kind]]
+            mean, h = interval(diffs) if diffs else (math.nan, math.nan)
+            cells.append(f"{mean:+.3f} ± {h:.3f}" + (" *" if abs(mean) > h else ""))
+        for m in ("subject", "background", "subject sharp", "background sharp"):
+            means = [(k, np.mean(list(fm[m][(v, k)].values()))) for k in lengths if fm[m].get((v, k))]
+            broken = [k for k, x in means if x < HOLDS[m.split()[0]]]
             if not broken:
                 cells.append(f"holds to {means[-1][0]}x" if means else "")
             else:
-                cells.append(f"< {broken[0]}x" if broken[0] == lengths[0] else f"{broken[0]}x")
-        if any(c for c in cells):
+                cells.append(f"< {broken[0]}x" if broken[0] == first else f"{broken[0]}x")
+        if (v, first) in nfe:
             out.append(f"| {v} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
 def plot(rows: list[dict], variants: list[str], lengths: list[int], clip: int, path: Path) -> None:
-    """Grid: rows = subject / background drift, columns = lengths; one line per method."""
+    """Grid: rows = subject / background drift over every pair, then over sharp pairs only;
+    columns = lengths; one line per method."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, len(lengths), figsize=(3.3 * len(lengths), 5.6), squeeze=False, sharey="row")
+    panels = [(kind, False) for kind in KINDS] + [(kind, True) for kind in KINDS]
+    fig, axes = plt.subplots(
+        len(panels),
+        len(lengths),
+        figsize=(3.3 * len(lengths), 2.6 * len(panels)),
+        squeeze=False,
+        sharey="row",
+    )
     for j, k in enumerate(lengths):
-        for i, kind in enumerate(KINDS):
+        for i, (kind, sharp_only) in enumerate(panels):
             ax = axes[i, j]
             for c, v in enumerate(variants):
-                curves = [
-                    np.array(json.loads(r[f"{kind}_curve"]))
-                    for r in rows
-                    if r["variant"] == v and int(r["length"]) == k
-                ]
-                if not curves:
+                runs = [r for r in rows if r["variant"] == v and int(r["length"]) == k]
+                if not runs:
                     continue
-                mean = np.mean(curves, axis=0)  # every run of a length has the same frame count
+                if sharp_only:  # pooled over runs: each distance's mean weighted by its sharp pairs
+                    n = np.array([json.loads(r["sharp_pairs"]) for r in runs], dtype=float)
+                    sims = np.nan_to_num(np.array([curve(r, kind, True) for r in runs]))
+                    with np.errstate(invalid="ignore"):
+                        mean = (sims * n).sum(0) / n.sum(0)
+                else:  # every run of a length has the same frame count
+                    mean = np.mean([curve(r, kind) for r in runs], axis=0)
                 d = np.arange(1, len(mean))
                 ax.plot(d / clip, mean[1:], color=f"C{c}", label=v, lw=1.2)
             ax.axhline(HOLDS[kind], color="grey", lw=0.6, ls=":")
             ax.set_ylim(0, 1.02)
             if i == 0:
                 ax.set_title(f"{k}x the native clip ({k * clip} frames)", fontsize=9)
-            if i == 1:
+            if i == len(panels) - 1:
                 ax.set_xlabel("distance between frames (native clips)", fontsize=8)
             if j == 0:
-                ax.set_ylabel(f"{kind} similarity", fontsize=9)
+                ax.set_ylabel(f"{kind}" + (", sharp pairs" if sharp_only else ", every pair"), fontsize=9)
     axes[0, 0].legend(fontsize=7)
     fig.suptitle("toyworld drift by video length: mean similarity of frame pairs at a distance", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 

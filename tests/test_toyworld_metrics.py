@@ -75,6 +75,16 @@ def test_per_frame_attributes(clips):
     assert by_distance["subject"].shape == (24,) and by_distance["subject"][0] == pytest.approx(1.0)
 
 
+def test_consistency_by_distance_of_sharp_frames(clips):
+    _, v = clips
+    mixed = np.concatenate([v["clean"][:12], v["noise"][12:]])  # sharp first half, noise second
+    a = decode_frames(mixed)
+    every, sharp = consistency_by_distance(a), consistency_by_distance(a, sharp_only=True)
+    assert np.isnan(sharp["subject"][12:]).all()  # no pair of two sharp frames is 12 or more apart
+    assert sharp["subject"][1] > 0.95 > every["subject"][1]
+    assert consistency_by_distance(decode_frames(v["clean"]), sharp_only=True)["subject"][23] > 0.95
+
+
 @pytest.mark.parametrize("colour", [0, 128, 255, (255, 0, 0)])
 @pytest.mark.parametrize("events", [EVENTS, [(0, 24, "the ball")]])
 def test_empty_or_constant_videos_score_low_on_every_metric(colour, events):

@@ -172,18 +172,34 @@ def similarity_matrices(attrs: FrameAttributes) -> dict[str, np.ndarray]:
     return {"subject": subject, "background": background}
 
 
-def consistency_by_distance(attrs: FrameAttributes) -> dict[str, np.ndarray]:
-    """Mean subject/background similarity of frame pairs as a function of their distance (index d)."""
+def consistency_by_distance(attrs: FrameAttributes, sharp_only: bool = False) -> dict[str, np.ndarray]:
+    """Mean subject/background similarity of frame pairs as a function of their distance (index d).
+
+    ``sharp_only``: only pairs of sharp frames (``clean`` quality >= 0.5 for both), so that the
+    attributes' drift is seen apart from ghosted frames; NaN at a distance with no such pair.
+    """
     T = len(attrs.scene)
+    ok = sharp(attrs) if sharp_only else np.ones(T, bool)
+    pairs = ok[:, None] & ok[None]
     out = {}
     for key, sim in similarity_matrices(attrs).items():
-        out[key] = np.array([np.diagonal(sim, d).mean() for d in range(T)])
+        out[key] = np.array(
+            [
+                np.diagonal(sim, d)[np.diagonal(pairs, d)].mean() if np.diagonal(pairs, d).any() else np.nan
+                for d in range(T)
+            ]
+        )
     return out
 
 
 def _quality(rmse: np.ndarray) -> np.ndarray:
     """1 up to the noise floor of a clean sample (0.03), then decaying with the distance."""
     return np.exp(-np.maximum(0.0, rmse - 0.03) / 0.05)
+
+
+def sharp(attrs: FrameAttributes) -> np.ndarray:
+    """Per frame: a subject and a ``clean`` quality of at least 0.5 (rmse <= 0.065): no ghost."""
+    return (_quality(attrs.rmse) >= 0.5) & (attrs.shape >= 0)
 
 
 def validity(attrs: FrameAttributes) -> np.ndarray:
