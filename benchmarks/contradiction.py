@@ -50,14 +50,16 @@ def switch_frame(labels: np.ndarray, old: int, new: int) -> float:
 
 
 def measure(labels: dict[str, np.ndarray], global_prompt: str, events: list[tuple[int, int, str]]) -> dict:
-    """Per attribute: {"kept": fraction} or {"in_span": fraction, "switch": [offsets in frames]}."""
+    """Per attribute: {"kept": fraction, "open": no prompt pins it} or {"in_span": fraction,
+    "switch": [offsets in frames]}."""
     pins = [prompt_labels(f"{global_prompt}. {p}" if global_prompt else p) for _, _, p in events]
     out = {}
     for a in ATTRIBUTES:
         lab, targets = labels[a], [pin.get(a) for pin in pins]
         if len({t for t in targets if t is not None}) < 2:
             valid = lab[lab >= 0]
-            out[a] = {"kept": float((lab == np.bincount(valid).argmax()).mean()) if len(valid) else 0.0}
+            kept = float((lab == np.bincount(valid).argmax()).mean()) if len(valid) else 0.0
+            out[a] = {"kept": kept, "open": all(t is None for t in targets)}
             continue
         spans = [(s, e, t) for (s, e, _), t in zip(events, targets, strict=True) if t is not None]
         offsets = [  # the switch found in both events' frames, relative to the second one's start
@@ -111,6 +113,7 @@ def report(rows: list[dict], variants: list[str]) -> str:
     for r in rows:
         nfe[r["variant"]].append(float(r["nfe_total"]))
         for a, m in json.loads(r["attributes"]).items():
+            a = f"{a}, open" if m.pop("open", False) else a  # kept with no prompt naming it
             for k, v in m.items():
                 if k == "switch":
                     acc[(r["variant"], a, "|switch|")][r["scenario"]] += [abs(x) for x in v]
@@ -131,7 +134,7 @@ def report(rows: list[dict], variants: list[str]) -> str:
         )
 
     present = [v for v in variants if v in nfe]
-    kept = [a for a in ATTRIBUTES if any((v, a, "kept") in acc for v in present)]
+    kept = [a for b in ATTRIBUTES for a in (b, f"{b}, open") if any((v, a, "kept") in acc for v in present)]
     changed = [a for a in ATTRIBUTES if any((v, a, "in_span") in acc for v in present)]
     n_kept = {
         a: max((len(acc[(v, a, "kept")]) for v in present if (v, a, "kept") in acc), default=0) for a in kept
@@ -141,7 +144,8 @@ def report(rows: list[dict], variants: list[str]) -> str:
         for a in changed
     }
     out = [
-        "Kept: fraction of frames showing the video's most common value, where no event changes it.",
+        "Kept: fraction of frames showing the video's most common value, where no event changes it "
+        "(open: no prompt names it either).",
         "",
         "| method | NFE | " + " | ".join(f"{a} ({n_kept[a]} sc.)" for a in kept) + " |",
         "|---|---|" + "---|" * len(kept),

@@ -20,7 +20,7 @@ def test_switch_frame_and_measure():
     labels["scene"] = np.array([0, 0, 0, 3, 3, 3, 3, 3])  # grass, then snow one frame early
     found = contradiction.measure(labels, "a red ball by day", [(0, 4, "on grass"), (4, 8, "on snow")])
     assert found["scene"] == {"in_span": pytest.approx(7 / 8), "switch": [-1.0]}
-    assert found["colour"] == {"kept": 1.0}
+    assert found["colour"] == {"kept": 1.0, "open": False} and found["size"] == {"kept": 1.0, "open": True}
 
 
 def test_scaled_repeats_the_cycle():
