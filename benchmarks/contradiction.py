@@ -32,6 +32,7 @@ import torch
 import yaml
 from toyworld_runs import Results, events_of, run
 
+from syncos.backends.toyworld import world as W
 from syncos.backends.toyworld.metrics import decode_frames, frame_labels, prompt_labels
 from syncos.bench.report import interval
 
@@ -187,6 +188,12 @@ def plot(rows: list[dict], variants: list[str], scenarios: dict, path: Path) -> 
         sharex=True,
     )
     shown = ("colour", "scene", "lighting")
+    black = [(0.0, 0.0, 0.0)]  # the last entry: what label -1 (no toyworld frame) shows
+    palette = {
+        "colour": np.array([*W.hue_to_rgb(np.array(list(W.COLOURS.values()))), *black]),
+        "scene": np.array([*(c[1] for c in W.SCENES.values()), *black]),  # the ground's colour
+        "lighting": np.array([(0.98, 0.9, 0.5), (0.1, 0.1, 0.3), *black]),  # day, night
+    }
     for i, v in enumerate(present):
         for j, name in enumerate(names):
             ax = axes[i, j]
@@ -197,9 +204,8 @@ def plot(rows: list[dict], variants: list[str], scenarios: dict, path: Path) -> 
                 ax.axis("off")
                 continue
             labels = json.loads(run["labels"])
-            img = np.array([labels[a] for a in shown], dtype=float)
-            img[img < 0] = np.nan
-            ax.imshow(img, aspect="auto", interpolation="nearest", cmap="tab10", vmin=0, vmax=9)
+            img = np.stack([palette[a][np.array(labels[a])] for a in shown])  # index -1: the white row end
+            ax.imshow(img, aspect="auto", interpolation="nearest")
             start = 0
             for e in scenarios[name]["events"][:-1]:
                 start += e["frames"]
@@ -211,7 +217,10 @@ def plot(rows: list[dict], variants: list[str], scenarios: dict, path: Path) -> 
             if j == 0:
                 ax.set_ylabel(v, rotation=0, ha="right", va="center", fontsize=7)
     fig.suptitle(
-        "decoded value per frame (seed 0); white: no toyworld frame; lines: event boundaries", fontsize=8
+        "decoded per frame (seed 0): the subject's colour, the scene's ground colour, "
+        "day (yellow) / night (navy); "
+        "black: no toyworld frame; lines: event boundaries",
+        fontsize=8,
     )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
