@@ -204,7 +204,7 @@ def plot(rows: list[dict], variants: list[str], scenarios: dict, path: Path) -> 
                 ax.axis("off")
                 continue
             labels = json.loads(run["labels"])
-            img = np.stack([palette[a][np.array(labels[a])] for a in shown])  # index -1: the white row end
+            img = np.stack([palette[a][np.array(labels[a])] for a in shown])  # label -1: the last entry
             ax.imshow(img, aspect="auto", interpolation="nearest")
             start = 0
             for e in scenarios[name]["events"][:-1]:
