@@ -75,7 +75,9 @@ def measure(labels: dict[str, np.ndarray], global_prompt: str, events: list[tupl
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--suite", type=Path, default=ROOT / "benchmarks/suites/toyworld-contradiction")
-    ap.add_argument("--variants", nargs="*", default=METHODS, help="names from syncos_probe.VARIANTS")
+    ap.add_argument(
+        "--variants", nargs="*", default=METHODS, help="syncos_probe variants (name or name+key=value)"
+    )
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--only", nargs="*", help="scenario names (default: all)")
     ap.add_argument("--rerun", nargs="*", default=[], help="variants whose rows are dropped and run again")

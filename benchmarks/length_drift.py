@@ -66,7 +66,9 @@ def far_pairs(curve: np.ndarray, far: int, pairs: np.ndarray | None = None) -> f
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--suite", type=Path, default=ROOT / "benchmarks/suites/toyworld-length")
-    ap.add_argument("--variants", nargs="*", default=METHODS, help="names from syncos_probe.VARIANTS")
+    ap.add_argument(
+        "--variants", nargs="*", default=METHODS, help="syncos_probe variants (name or name+key=value)"
+    )
     ap.add_argument("--lengths", nargs="*", type=int, default=[4, 6, 8, 10], help="in native clips")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--far", type=int, default=3, help="far pairs: at least this many native clips apart")

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from syncos_probe import VARIANTS
+from syncos_probe import variant as sampler_of
 
 import syncos
 from syncos.api import Generation, evaluate_frames, video_events
@@ -24,8 +24,9 @@ SUITE = {"steps": 12, "guidance_scale": 1.0, "iterations": 10, "micro_batch": 64
 
 
 def run(scenario: dict, variant: str, seed: int) -> tuple[Generation, np.ndarray, dict]:
-    """Generate a scenario with a variant; (generation, frames, record with metrics, NFE, seconds)."""
-    sampler = {**(scenario.get("sampler") or {}), **SUITE, **VARIANTS[variant]}
+    """Generate a scenario with a probe variant (``name`` or ``name+key=value``); (generation,
+    frames, record with metrics, NFE, seconds)."""
+    sampler = {**(scenario.get("sampler") or {}), **SUITE, **sampler_of(variant)}
     start = time.perf_counter()
     gen = syncos.generate({**scenario, "model": "toyworld", "sampler": sampler, "seed": seed})
     frames = np.stack(list(gen.frames()))
