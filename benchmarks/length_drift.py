@@ -72,6 +72,7 @@ def main() -> None:
     ap.add_argument("--lengths", nargs="*", type=int, default=[4, 6, 8, 10], help="in native clips")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--far", type=int, default=3, help="far pairs: at least this many native clips apart")
+    ap.add_argument("--baseline", default="codenoise", help="the variant paired differences are taken to")
     ap.add_argument("--only", nargs="*", help="scenario names (default: all)")
     ap.add_argument("--rerun", nargs="*", default=[], help="variants whose rows are dropped and run again")
     ap.add_argument("--report-only", action="store_true")
@@ -116,8 +117,8 @@ def main() -> None:
         )
         print(f"[{i + 1}/{len(todo)}] {name} {k}x seed {seed} {v}: {record['seconds']} s", flush=True)
     rows = [r for r in results.rows if r["scenario"] in scenarios and int(r["length"]) in args.lengths]
-    print(report(rows, [v for v in args.variants], args.lengths, clip, args.far))
-    plot(rows, [v for v in args.variants], args.lengths, clip, args.plot)
+    print(report(rows, list(args.variants), args.lengths, clip, args.far, args.baseline))
+    plot(rows, list(args.variants), args.lengths, clip, args.plot)
     print(f"plot: {args.plot}")
 
 
@@ -155,7 +156,9 @@ def share_sharp(r: dict, far: int) -> float:
     return float(n[d].sum() / (T - d).sum())
 
 
-def report(rows: list[dict], variants: list[str], lengths: list[int], clip: int, far: int) -> str:
+def report(
+    rows: list[dict], variants: list[str], lengths: list[int], clip: int, far: int, baseline: str
+) -> str:
     fm = far_means(rows, far * clip)
     share = per_scenario(rows, lambda r: share_sharp(r, far * clip))
     near = per_scenario(rows, lambda r: float(np.mean(curve(r, "subject")[1 : clip + 1])))
@@ -213,6 +216,45 @@ def report(rows: list[dict], variants: list[str], lengths: list[int], clip: int,
                 cells.append(f"< {broken[0]}x" if broken[0] == first else f"{broken[0]}x")
         if (v, first) in nfe:
             out.append(f"| {v} | " + " | ".join(cells) + " |")
+    out += [
+        "",
+        f"Far-pair consistency minus {baseline}'s, paired by scenario (* the 95% interval excludes 0):",
+        "",
+        f"| method − {baseline} | "
+        + " | ".join(f"far subject {k}x" for k in lengths)
+        + " | "
+        + " | ".join(f"far background {k}x" for k in lengths)
+        + " |",
+        "|---|" + "---|" * 2 * len(lengths),
+    ]
+    for v in variants:
+        cells = []
+        for m in KINDS:
+            for k in lengths:
+                a, b = fm[m].get((v, k), {}), fm[m].get((baseline, k), {})
+                diffs = [a[s] - b[s] for s in a if s in b]
+                mean, h = interval(diffs) if diffs else (math.nan, math.nan)
+                cells.append(
+                    "" if math.isnan(mean) else f"{mean:+.3f} ± {h:.3f}" + (" *" if abs(mean) > h else "")
+                )
+        if v != baseline and any(cells):
+            out.append(f"| {v} | " + " | ".join(cells) + " |")
+    out += [
+        "",
+        "Per scenario, far subject / far background (mean over seeds):",
+        "",
+        "| method | scenario | " + " | ".join(f"{k}x" for k in lengths) + " |",
+        "|---|---|" + "---|" * len(lengths),
+    ]
+    for v in variants:
+        for sc in sorted({s for k in lengths for s in fm["subject"].get((v, k), {})}):
+            cells = [
+                f"{fm['subject'][(v, k)][sc]:.2f} / {fm['background'][(v, k)][sc]:.2f}"
+                if sc in fm["subject"].get((v, k), {})
+                else ""
+                for k in lengths
+            ]
+            out.append(f"| {v} | {sc} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
