@@ -50,17 +50,25 @@ def switch_frame(labels: np.ndarray, old: int, new: int) -> float:
     return float(np.flatnonzero(score == score.max()).mean())
 
 
-def measure(labels: dict[str, np.ndarray], global_prompt: str, events: list[tuple[int, int, str]]) -> dict:
-    """Per attribute: {"kept": fraction, "open": no prompt pins it} or {"in_span": fraction,
-    "switch": [offsets in frames]}."""
+def measure(
+    labels: dict[str, np.ndarray], global_prompt: str, events: list[tuple[int, int, str]], near: int = 6
+) -> dict:
+    """Per attribute: {"kept": fraction, "open": no prompt pins it, "kept near" / "kept far": the
+    same over frames less / at least ``near`` frames from an event boundary} or {"in_span":
+    fraction, "switch": [offsets in frames]}."""
     pins = [prompt_labels(f"{global_prompt}. {p}" if global_prompt else p) for _, _, p in events]
+    T = len(labels[ATTRIBUTES[0]])
+    gap = np.min([np.abs(np.arange(T) + 0.5 - s) for s, _, _ in events[1:]] or [np.full(T, np.inf)], axis=0)
+    close = gap < near
     out = {}
     for a in ATTRIBUTES:
         lab, targets = labels[a], [pin.get(a) for pin in pins]
         if len({t for t in targets if t is not None}) < 2:
             valid = lab[lab >= 0]
-            kept = float((lab == np.bincount(valid).argmax()).mean()) if len(valid) else 0.0
-            out[a] = {"kept": kept, "open": all(t is None for t in targets)}
+            same = lab == np.bincount(valid).argmax() if len(valid) else np.zeros(T, bool)
+            out[a] = {"kept": float(same.mean()), "open": all(t is None for t in targets)}
+            out[a] |= {"kept near": float(same[close].mean())} if close.any() else {}
+            out[a] |= {"kept far": float(same[~close].mean())} if (~close).any() else {}
             continue
         spans = [(s, e, t) for (s, e, _), t in zip(events, targets, strict=True) if t is not None]
         offsets = [  # the switch found in both events' frames, relative to the second one's start
@@ -79,6 +87,7 @@ def main() -> None:
         "--variants", nargs="*", default=METHODS, help="syncos_probe variants (name or name+key=value)"
     )
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--baseline", default="codenoise", help="the variant paired differences are taken to")
     ap.add_argument("--only", nargs="*", help="scenario names (default: all)")
     ap.add_argument("--rerun", nargs="*", default=[], help="variants whose rows are dropped and run again")
     ap.add_argument("--report-only", action="store_true")
@@ -99,36 +108,51 @@ def main() -> None:
     for i, (name, seed, v) in enumerate([] if args.report_only else todo):
         gen, frames, record = run(scenarios[name], v, seed)
         labels = frame_labels(decode_frames(frames))
-        found = measure(labels, gen.scenario.global_prompt, events_of(gen))
-        row = {"variant": v, "scenario": name, "seed": seed, **record, "attributes": json.dumps(found)}
-        results.add({**row, "labels": json.dumps({k: x.tolist() for k, x in labels.items()})})
+        results.add(
+            {
+                "variant": v,
+                "scenario": name,
+                "seed": seed,
+                **record,
+                "global_prompt": gen.scenario.global_prompt,
+                "events": json.dumps(events_of(gen)),
+                "labels": json.dumps({k: x.tolist() for k, x in labels.items()}),
+            }
+        )
         print(f"[{i + 1}/{len(todo)}] {name} seed {seed} {v}: {record['seconds']} s", flush=True)
     rows = [r for r in results.rows if r["scenario"] in scenarios]
-    print(report(rows, list(args.variants)))
-    plot(rows, list(args.variants), scenarios, args.plot)
+    print(report(rows, list(args.variants), args.baseline))
+    plot(rows, list(args.variants), args.plot)
     print(f"plot: {args.plot}")
 
 
-def report(rows: list[dict], variants: list[str]) -> str:
-    # (variant, attribute, measure) -> scenario -> values over seeds
+def measured(rows: list[dict]) -> tuple[dict, dict]:
+    """(variant, attribute, measure) -> scenario -> mean over seeds; variant -> mean NFE."""
     acc: dict = defaultdict(lambda: defaultdict(list))
     nfe: dict = defaultdict(list)
     for r in rows:
         nfe[r["variant"]].append(float(r["nfe_total"]))
-        for a, m in json.loads(r["attributes"]).items():
+        labels = {k: np.array(v) for k, v in json.loads(r["labels"]).items()}
+        for a, m in measure(labels, r["global_prompt"], [tuple(e) for e in json.loads(r["events"])]).items():
             a = f"{a}, open" if m.pop("open", False) else a  # kept with no prompt naming it
             for k, v in m.items():
                 if k == "switch":
-                    acc[(r["variant"], a, "|switch|")][r["scenario"]] += [abs(x) for x in v]
-                    acc[(r["variant"], a, "switch")][r["scenario"]] += v
+                    acc[(r["variant"], a, "|switch|")][r["scenario"]].append(np.mean(np.abs(v)))
+                    acc[(r["variant"], a, "switch")][r["scenario"]].append(np.mean(v))
                 else:
                     acc[(r["variant"], a, k)][r["scenario"]].append(v)
+    means = {key: {sc: float(np.mean(v)) for sc, v in by.items()} for key, by in acc.items()}
+    return means, {v: float(np.mean(x)) for v, x in nfe.items()}
+
+
+def report(rows: list[dict], variants: list[str], baseline: str) -> str:
+    acc, nfe = measured(rows)
+    present = [v for v in variants if v in nfe]
 
     def cell(v: str, a: str, k: str) -> str:
-        by = acc.get((v, a, k), {})
-        if not by:
+        if (v, a, k) not in acc:
             return ""
-        m, h = interval([float(np.mean(x)) for x in by.values()])
+        m, h = interval(list(acc[(v, a, k)].values()))
         digits = 1 if "switch" in k else 3
         return (
             f"{m:+.{digits}f}"
@@ -136,32 +160,33 @@ def report(rows: list[dict], variants: list[str]) -> str:
             else f"{m:.{digits}f}" + ("" if math.isnan(h) else f" ± {h:.{digits}f}")
         )
 
-    present = [v for v in variants if v in nfe]
-    kept = [a for b in ATTRIBUTES for a in (b, f"{b}, open") if any((v, a, "kept") in acc for v in present)]
-    changed = [a for a in ATTRIBUTES if any((v, a, "in_span") in acc for v in present)]
-    n_kept = {
-        a: max((len(acc[(v, a, "kept")]) for v in present if (v, a, "kept") in acc), default=0) for a in kept
-    }
-    n_chg = {
-        a: max((len(acc[(v, a, "in_span")]) for v in present if (v, a, "in_span") in acc), default=0)
-        for a in changed
-    }
+    def scenarios(a: str, k: str) -> int:
+        return max((len(acc[(v, a, k)]) for v in present if (v, a, k) in acc), default=0)
+
+    kept = [a for b in ATTRIBUTES for a in (b, f"{b}, open") if scenarios(a, "kept")]
+    changed = [a for a in ATTRIBUTES if scenarios(a, "in_span")]
     out = [
         "Kept: fraction of frames showing the video's most common value, where no event changes it "
-        "(open: no prompt names it either).",
+        "(open: no prompt names it either); near / far: frames less than / at least 6 frames (half a "
+        "native clip) from an event boundary.",
         "",
-        "| method | NFE | " + " | ".join(f"{a} ({n_kept[a]} sc.)" for a in kept) + " |",
+        "| method | NFE | "
+        + " | ".join(f"{a} ({scenarios(a, 'kept')} sc.): all / near / far" for a in kept)
+        + " |",
         "|---|---|" + "---|" * len(kept),
     ]
     for v in present:
-        out.append(f"| {v} | {np.mean(nfe[v]):.0f} | " + " | ".join(cell(v, a, "kept") for a in kept) + " |")
+        cells = [" / ".join(cell(v, a, k) for k in ("kept", "kept near", "kept far")) for a in kept]
+        out.append(f"| {v} | {nfe[v]:.0f} | " + " | ".join(cells) + " |")
     out += [
         "",
         "Changed: fraction of each event's frames showing the value it names; |switch| = frames between the "
         "event boundary and the decoded change (signed mean in brackets: negative = early).",
         "",
         "| method | NFE | "
-        + " | ".join(f"{a} in span ({n_chg[a]} sc.) | {a} \\|switch\\| (signed)" for a in changed)
+        + " | ".join(
+            f"{a} in span ({scenarios(a, 'in_span')} sc.) | {a} \\|switch\\| (signed)" for a in changed
+        )
         + " |",
         "|---|---|" + "---|---|" * len(changed),
     ]
@@ -169,18 +194,38 @@ def report(rows: list[dict], variants: list[str]) -> str:
         cells = [
             f"{cell(v, a, 'in_span')} | {cell(v, a, '|switch|')} ({cell(v, a, 'switch')})" for a in changed
         ]
-        out.append(f"| {v} | {np.mean(nfe[v]):.0f} | " + " | ".join(cells) + " |")
+        out.append(f"| {v} | {nfe[v]:.0f} | " + " | ".join(cells) + " |")
+    columns = (
+        [(a, "kept") for a in kept] + [(a, "kept near") for a in kept] + [(a, "in_span") for a in changed]
+    )
+    out += [
+        "",
+        f"Minus {baseline}, paired by scenario (* the 95% interval excludes 0):",
+        "",
+        f"| method − {baseline} | " + " | ".join(f"{a} {k.replace('_', ' ')}" for a, k in columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for v in present:
+        if v == baseline:
+            continue
+        cells = []
+        for a, k in columns:
+            mine, base = acc.get((v, a, k), {}), acc.get((baseline, a, k), {})
+            diffs = [mine[sc] - base[sc] for sc in mine if sc in base]
+            m, h = interval(diffs) if diffs else (math.nan, math.nan)
+            cells.append("" if math.isnan(m) else f"{m:+.3f} ± {h:.3f}" + (" *" if abs(m) > h else ""))
+        out.append(f"| {v} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
-def plot(rows: list[dict], variants: list[str], scenarios: dict, path: Path) -> None:
+def plot(rows: list[dict], variants: list[str], path: Path) -> None:
     """Per method (rows) and scenario (columns), seed 0: the decoded scene, lighting and colour by frame."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(scenarios)
+    names = sorted({r["scenario"] for r in rows})
     present = [v for v in variants if any(r["variant"] == v for r in rows)]
     fig, axes = plt.subplots(
         len(present),
@@ -208,9 +253,7 @@ def plot(rows: list[dict], variants: list[str], scenarios: dict, path: Path) -> 
             labels = json.loads(run["labels"])
             img = np.stack([palette[a][np.array(labels[a])] for a in shown])  # label -1: the last entry
             ax.imshow(img, aspect="auto", interpolation="nearest")
-            start = 0
-            for e in scenarios[name]["events"][:-1]:
-                start += e["frames"]
+            for start, _, _ in json.loads(run["events"])[1:]:
                 ax.axvline(start - 0.5, color="black", lw=1)
             ax.set_yticks(range(len(shown)), shown if j == 0 else [""] * len(shown), fontsize=6)
             ax.tick_params(axis="x", labelsize=6)

@@ -18,9 +18,13 @@ def test_switch_frame_and_measure():
     assert contradiction.switch_frame(np.array([0, 0, -1, -1, 1, 1]), 0, 1) == 3  # the middle of the gap
     labels = {a: np.zeros(8, dtype=int) for a in contradiction.ATTRIBUTES}
     labels["scene"] = np.array([0, 0, 0, 3, 3, 3, 3, 3])  # grass, then snow one frame early
-    found = contradiction.measure(labels, "a red ball by day", [(0, 4, "on grass"), (4, 8, "on snow")])
+    labels["colour"][3] = 2  # a stray colour next to the boundary
+    found = contradiction.measure(
+        labels, "a red ball by day", [(0, 4, "on grass"), (4, 8, "on snow")], near=2
+    )
     assert found["scene"] == {"in_span": pytest.approx(7 / 8), "switch": [-1.0]}
-    assert found["colour"] == {"kept": 1.0, "open": False} and found["size"] == {"kept": 1.0, "open": True}
+    assert found["colour"] == {"kept": 7 / 8, "open": False, "kept near": 3 / 4, "kept far": 1.0}
+    assert found["size"]["open"] and found["size"]["kept"] == 1.0
 
 
 def test_scaled_repeats_the_cycle():
