@@ -106,7 +106,7 @@ def main() -> None:
         if not results.has(variant=v, scenario=name, seed=seed)
     ]
     for i, (name, seed, v) in enumerate([] if args.report_only else todo):
-        gen, frames, record = run(scenarios[name], v, seed)
+        gen, frames, record = run(name, scenarios[name], v, seed)
         labels = frame_labels(decode_frames(frames))
         results.add(
             {

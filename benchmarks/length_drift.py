@@ -93,7 +93,7 @@ def main() -> None:
         if not results.has(variant=v, scenario=name, length=k, seed=seed)
     ]
     for i, (name, k, seed, v) in enumerate([] if args.report_only else todo):
-        gen, frames, record = run(scaled(scenarios[name], k * clip), v, seed)
+        gen, frames, record = run(name, scaled(scenarios[name], k * clip), v, seed)
         attrs = decode_frames(frames)
         curves = consistency_by_distance(attrs)
         sharp_curves = consistency_by_distance(attrs, sharp_only=True)

@@ -2,8 +2,9 @@
 results CSV that an interrupted run resumes and a changed variant reruns (``--rerun``).
 
 The settings are the comparison suite's (benchmarks/suites/toyworld/suite.yaml): 12 DDIM steps,
-no classifier-free guidance, 10 CSD iterations, micro-batch 64; every variant of a scenario and
-seed starts from the same noise.
+no classifier-free guidance, 10 CSD iterations, micro-batch 64; every scenario has its own seeds
+(``syncos.bench.suite.scenario_seed``) and every variant of a scenario and seed starts from the
+same noise, so differences between variants are paired.
 """
 
 from __future__ import annotations
@@ -19,15 +20,17 @@ from syncos_probe import variant as sampler_of
 
 import syncos
 from syncos.api import Generation, evaluate_frames, video_events
+from syncos.bench.suite import scenario_seed
 
 SUITE = {"steps": 12, "guidance_scale": 1.0, "iterations": 10, "micro_batch": 64}
 
 
-def run(scenario: dict, variant: str, seed: int) -> tuple[Generation, np.ndarray, dict]:
-    """Generate a scenario with a probe variant (``name`` or ``name+key=value``); (generation,
-    frames, record with metrics, NFE, seconds)."""
+def run(name: str, scenario: dict, variant: str, k: int) -> tuple[Generation, np.ndarray, dict]:
+    """Generate a scenario with a probe variant (``name`` or ``name+key=value``) from the scenario's
+    k-th own seed (``scenario_seed``); (generation, frames, record with metrics, NFE, seconds)."""
     sampler = {**(scenario.get("sampler") or {}), **SUITE, **sampler_of(variant)}
     start = time.perf_counter()
+    seed = scenario_seed(name, k)
     gen = syncos.generate({**scenario, "model": "toyworld", "sampler": sampler, "seed": seed})
     frames = np.stack(list(gen.frames()))
     metrics = evaluate_frames(gen, frames)
@@ -36,6 +39,7 @@ def run(scenario: dict, variant: str, seed: int) -> tuple[Generation, np.ndarray
         "nfe_total": sum(gen.nfe.values()),
         "nfe": json.dumps(gen.nfe),
         "seconds": round(time.perf_counter() - start, 2),
+        "noise_seed": seed,
     }
     return gen, frames, record
 
