@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from toyworld_runs import Results, events_of, run
+from toyworld_runs import Results, check_arguments, events_of, run
 
 from syncos.backends.toyworld import world as W
 from syncos.backends.toyworld.metrics import decode_frames, frame_labels, prompt_labels
@@ -94,6 +94,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/contradiction/runs.csv")
     ap.add_argument("--plot", type=Path, default=ROOT / "docs/open-questions/contradiction.png")
     args = ap.parse_args()
+    check_arguments(ap, args)
     torch.set_num_threads(1)
     files = sorted(args.suite.glob("*.yaml"))
     scenarios = {p.stem: yaml.safe_load(p.read_text()) for p in files if not args.only or p.stem in args.only}

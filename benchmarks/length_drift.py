@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from toyworld_runs import Results, run
+from toyworld_runs import Results, check_arguments, run
 
 from syncos.backends.toyworld import ToyWorldBackend
 from syncos.backends.toyworld.metrics import consistency_by_distance, decode_frames, sharp
@@ -79,6 +79,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/length/runs.csv")
     ap.add_argument("--plot", type=Path, default=ROOT / "docs/open-questions/length.png")
     args = ap.parse_args()
+    check_arguments(ap, args)
     torch.set_num_threads(1)
     clip = ToyWorldBackend().chunk_length  # toyworld: one latent frame is one video frame
     files = sorted(args.suite.glob("*.yaml"))

@@ -9,6 +9,7 @@ same noise, so differences between variants are paired.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import time
@@ -42,6 +43,17 @@ def run(name: str, scenario: dict, variant: str, k: int) -> tuple[Generation, np
         "noise_seed": seed,
     }
     return gen, frames, record
+
+
+def check_arguments(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit 2 with one line on a variant the probe does not know or on --rerun without runs."""
+    if args.report_only and args.rerun:
+        ap.error("--rerun drops rows to run them again; it cannot go with --report-only")
+    for v in {*args.variants, *args.rerun}:
+        try:
+            sampler_of(v)
+        except SystemExit as e:
+            ap.error(str(e))
 
 
 def events_of(gen: Generation) -> list[tuple[int, int, str]]:

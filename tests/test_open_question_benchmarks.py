@@ -52,3 +52,11 @@ def test_smoke(script, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", [*argv, "--report-only"])  # resumes: nothing left to run
     module.main()
     assert "[1/" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra", [["--variants", "nope"], ["--rerun", "default", "--report-only"]])
+def test_bad_arguments_exit_2(extra, tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["x", "--out", str(tmp_path / "runs.csv"), *extra])
+    with pytest.raises(SystemExit) as e:
+        contradiction.main()
+    assert e.value.code == 2 and not (tmp_path / "runs.csv").exists()
