@@ -59,7 +59,7 @@ def overhead(path: Path, baseline: str = "codenoise") -> None:
         ax.plot(xs, ys, "-", color="C0", label="CSD iterations 1..20")
         for i, v in enumerate(v for v in variants if v not in {w for _, w in iters}):
             (x, _), (y, h) = paired(mean, v, baseline, "nfe_total"), paired(mean, v, baseline, metric)
-            ax.errorbar(x, y, yerr=h, fmt="s", color=f"C{i + 1}", capsize=2, label=v)
+            ax.errorbar(x, y, yerr=h, fmt="s", color=plt.cm.tab20(i % 20), capsize=2, label=v)
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_title(metric.replace("_", " "))
         ax.set_xlabel(f"NFE / {baseline}")
@@ -101,6 +101,9 @@ def window(path: Path, baseline: str = "codenoise", samples: int = 16) -> None:
             for v in {v for v, _ in mean}
             if (m := re.fullmatch(rf"{kind}\+t_min=([\d.]+).*", v))
         )
+        if kind == "renoise" and any(v == "renoise" for v, _ in mean):
+            # the default log-SNR window, -6.96, is t > 900 on CogVideoX's schedule
+            rows = sorted([*rows, (900.0, "renoise")])
         for ax, metric in zip(axes[1:], ("subject_consistency", "background_consistency"), strict=True):
             pts = [(t, *paired(mean, v, baseline, metric)) for t, v in rows]
             if pts:

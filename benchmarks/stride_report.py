@@ -1,7 +1,7 @@
 """Q3, stride: toyworld quality and network evaluations against ``sampler.stride``, per method.
 
 Reads the CSVs ``syncos_probe.py`` writes for rows ``VARIANT+stride=N`` and ``VARIANT+stride=auto``,
-prints the markdown tables of docs/oq-stride.md and draws the plot. Seeds are averaged within a
+prints the markdown tables of docs/open-questions.md (Q3) and draws the plot. Seeds are averaged within a
 scenario, then the mean over scenarios and its 95% t-interval are taken (as the probe does);
 differences are paired by scenario against the same method at ``--baseline`` stride. ``score``
 is the unweighted mean of the six toyworld metrics: a one-number summary for ranking strides
