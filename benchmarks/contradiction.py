@@ -21,7 +21,6 @@ first, ± the 95% t-interval half-width, with the NFE of a 48-frame video.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from collections import defaultdict
@@ -29,15 +28,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
-from toyworld_runs import Results, check_arguments, events_of, run
+from toyworld_runs import Results, check_arguments, events_of, parser, run, scenarios_of
 
 from syncos.backends.toyworld import world as W
 from syncos.backends.toyworld.metrics import decode_frames, frame_labels, prompt_labels
 from syncos.bench.report import interval
 
-ROOT = Path(__file__).resolve().parent.parent
-METHODS = ["independent", "codenoise", "fifo", "paper", "paper-renoise", "default"]
 ATTRIBUTES = ("shape", "colour", "size", "scene", "lighting")
 
 
@@ -81,23 +77,16 @@ def measure(
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--suite", type=Path, default=ROOT / "benchmarks/suites/toyworld-contradiction")
-    ap.add_argument(
-        "--variants", nargs="*", default=METHODS, help="syncos_probe variants (name or name+key=value)"
+    ap = parser(
+        __doc__,
+        "benchmarks/suites/toyworld-contradiction",
+        "benchmarks/results/contradiction/runs.csv",
+        "docs/open-questions/contradiction.png",
     )
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--baseline", default="codenoise", help="the variant paired differences are taken to")
-    ap.add_argument("--only", nargs="*", help="scenario names (default: all)")
-    ap.add_argument("--rerun", nargs="*", default=[], help="variants whose rows are dropped and run again")
-    ap.add_argument("--report-only", action="store_true")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/contradiction/runs.csv")
-    ap.add_argument("--plot", type=Path, default=ROOT / "docs/open-questions/contradiction.png")
     args = ap.parse_args()
     check_arguments(ap, args)
     torch.set_num_threads(1)
-    files = sorted(args.suite.glob("*.yaml"))
-    scenarios = {p.stem: yaml.safe_load(p.read_text()) for p in files if not args.only or p.stem in args.only}
+    scenarios = scenarios_of(args)
     results = Results(args.out, ("variant", "scenario", "seed"), args.rerun)
     todo = [
         (name, seed, v)

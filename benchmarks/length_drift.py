@@ -15,7 +15,6 @@ averaged first) with its 95% t-interval, and where each method breaks down (belo
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from collections import defaultdict
@@ -23,15 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
-from toyworld_runs import Results, check_arguments, run
+from toyworld_runs import Results, check_arguments, parser, run, scenarios_of
 
 from syncos.backends.toyworld import ToyWorldBackend
 from syncos.backends.toyworld.metrics import consistency_by_distance, decode_frames, sharp
 from syncos.bench.report import interval
 
-ROOT = Path(__file__).resolve().parent.parent
-METHODS = ["independent", "codenoise", "fifo", "paper", "paper-renoise", "default"]
 KINDS = ("subject", "background")
 # a method "holds" a length while its far-pair consistency (mean over scenarios) stays at or above
 # these: subject 0.8 = same shape and hue within ~10 deg on most pairs; background 0.6 = same scene
@@ -64,26 +60,19 @@ def far_pairs(curve: np.ndarray, far: int, pairs: np.ndarray | None = None) -> f
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--suite", type=Path, default=ROOT / "benchmarks/suites/toyworld-length")
-    ap.add_argument(
-        "--variants", nargs="*", default=METHODS, help="syncos_probe variants (name or name+key=value)"
+    ap = parser(
+        __doc__,
+        "benchmarks/suites/toyworld-length",
+        "benchmarks/results/length/runs.csv",
+        "docs/open-questions/length.png",
     )
     ap.add_argument("--lengths", nargs="*", type=int, default=[4, 6, 8, 10], help="in native clips")
-    ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--far", type=int, default=3, help="far pairs: at least this many native clips apart")
-    ap.add_argument("--baseline", default="codenoise", help="the variant paired differences are taken to")
-    ap.add_argument("--only", nargs="*", help="scenario names (default: all)")
-    ap.add_argument("--rerun", nargs="*", default=[], help="variants whose rows are dropped and run again")
-    ap.add_argument("--report-only", action="store_true")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/length/runs.csv")
-    ap.add_argument("--plot", type=Path, default=ROOT / "docs/open-questions/length.png")
     args = ap.parse_args()
     check_arguments(ap, args)
     torch.set_num_threads(1)
     clip = ToyWorldBackend().chunk_length  # toyworld: one latent frame is one video frame
-    files = sorted(args.suite.glob("*.yaml"))
-    scenarios = {p.stem: yaml.safe_load(p.read_text()) for p in files if not args.only or p.stem in args.only}
+    scenarios = scenarios_of(args)
     results = Results(args.out, ("variant", "scenario", "length", "seed"), args.rerun)
     todo = [
         (name, k, seed, v)

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+import yaml
 from syncos_probe import variant as sampler_of
 
 import syncos
@@ -43,6 +44,33 @@ def run(name: str, scenario: dict, variant: str, k: int) -> tuple[Generation, np
         "noise_seed": seed,
     }
     return gen, frames, record
+
+
+ROOT = Path(__file__).resolve().parent.parent
+METHODS = ["independent", "codenoise", "fifo", "paper", "paper-renoise", "default"]
+
+
+def parser(doc: str, suite: str, out: str, plot: str) -> argparse.ArgumentParser:
+    """The options both scripts take; defaults: a suite folder, a results CSV and a plot, under ROOT."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--suite", type=Path, default=ROOT / suite)
+    ap.add_argument(
+        "--variants", nargs="*", default=METHODS, help="syncos_probe variants (name or name+key=value)"
+    )
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--baseline", default="codenoise", help="the variant paired differences are taken to")
+    ap.add_argument("--only", nargs="*", help="scenario names (default: all)")
+    ap.add_argument("--rerun", nargs="*", default=[], help="variants whose rows are dropped and run again")
+    ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--out", type=Path, default=ROOT / out)
+    ap.add_argument("--plot", type=Path, default=ROOT / plot)
+    return ap
+
+
+def scenarios_of(args: argparse.Namespace) -> dict[str, dict]:
+    """The suite's scenarios (``--only`` some of them), by file name."""
+    files = sorted(args.suite.glob("*.yaml"))
+    return {p.stem: yaml.safe_load(p.read_text()) for p in files if not args.only or p.stem in args.only}
 
 
 def check_arguments(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
