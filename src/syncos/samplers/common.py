@@ -270,6 +270,14 @@ def denoise_chunks(
         )
 
 
+def fuse_chunks(
+    run: Run, chunks: tuple[torch.Tensor, torch.Tensor], plan: Plan, window: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-chunk (x0, eps) fused onto the long latent: overlaps averaged, or each frame's owner."""
+    F = plan.latent_frames
+    return tuple(fuse(c, plan.starts, F, run.axis, window=window, owned=plan.owned) for c in chunks)
+
+
 def codenoise_step(
     run: Run,
     x: torch.Tensor,
@@ -278,14 +286,7 @@ def codenoise_step(
     sigma: float,
     plan: Plan | None = None,
     window: torch.Tensor | None = None,
-    chunks: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stage 1: denoise every chunk under its own prompt and fuse (x0, eps) (``plan``: the run's;
-    ``chunks``: the per-chunk predictions if already made)."""
+    """Stage 1: denoise every chunk under its own prompt and fuse (x0, eps) (``plan``: the run's)."""
     plan = plan or run.plan
-    x0, eps = chunks if chunks is not None else denoise_chunks(run, x, t, alpha, sigma, plan)
-    F = plan.latent_frames
-    return (
-        fuse(x0, plan.starts, F, run.axis, window=window, owned=plan.owned),
-        fuse(eps, plan.starts, F, run.axis, window=window, owned=plan.owned),
-    )
+    return fuse_chunks(run, denoise_chunks(run, x, t, alpha, sigma, plan), plan, window)

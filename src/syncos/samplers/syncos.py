@@ -50,8 +50,8 @@ from syncos.samplers.common import (
     blend_window,
     check_choice,
     check_range,
-    codenoise_step,
     denoise_chunks,
+    fuse_chunks,
 )
 from syncos.samplers.csd import stein_direction
 from syncos.timeline import Plan
@@ -250,7 +250,7 @@ def sample_syncos(
         if options.stage1:
             chunk_plan = stage1_plan(plan, options, k)
             chunks = denoise_chunks(run, x, t, a, s, chunk_plan)
-            x0, eps = codenoise_step(run, x, t, a, s, chunk_plan, window, chunks=chunks)
+            x0, eps = fuse_chunks(run, chunks, chunk_plan, window)
             if chunk_plan is not plan:
                 chunks = None  # shifted tiles are not the CSD's chunks: nothing to reuse
         if synced:
