@@ -126,13 +126,13 @@ def test_renoise_control_is_ddim_with_fresh_noise_in_the_window():
     o = SynCoSOptions(steps=6, iterations=0, t_min=500)
     r = sample("syncos", b, plan, o, seed=2)
     assert r.nfe["stage2"] == 0
-    from syncos.samplers.common import Run, codenoise_step
+    from syncos.samplers.common import Run, codenoise_estimate
 
     run = Run(b, plan, o, 2, None)
     x = run.randn()
     for k in range(6):
         t, a, s, a_next, s_next = run.coefficients(k)
-        x0, eps = codenoise_step(run, x, t, a, s)
+        x0, eps = codenoise_estimate(run, x, t, a, s)
         if t > 500 and a > 0:  # alpha = 0 steps are never synchronised
             eps = run.randn()
         x = a_next * x0 + s_next * eps

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from syncos.backends.base import Backend
-from syncos.samplers.common import Callback, Run, SampleResult, SamplerOptions, codenoise_step
+from syncos.samplers.common import Callback, Run, SampleResult, SamplerOptions, codenoise_estimate
 
 
 def sample_codenoise(
@@ -14,7 +14,7 @@ def sample_codenoise(
     start, x, history = run.resume(len(run.grid), x=x, history=history)
     for k in range(start, len(run.grid)):
         t, a, s, _, _ = run.coefficients(k)
-        x0, eps = codenoise_step(run, x, t, a, s)
+        x0, eps = codenoise_estimate(run, x, t, a, s)
         x, history = run.step(k, x, x0, eps, history)  # the model's solver on the fused latent
         run.checkpoint(k, x=x, history=history)
         run.report(k, t, x0)

@@ -278,7 +278,7 @@ def fuse_chunks(
     return tuple(fuse(c, plan.starts, F, run.axis, window=window, owned=plan.owned) for c in chunks)
 
 
-def codenoise_step(
+def codenoise_estimate(
     run: Run,
     x: torch.Tensor,
     t: float,
@@ -287,6 +287,9 @@ def codenoise_step(
     plan: Plan | None = None,
     window: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stage 1: denoise every chunk under its own prompt and fuse (x0, eps) (``plan``: the run's)."""
+    """Stage 1's estimate: every chunk denoised under its own prompt, (x0, eps) fused (``plan``: the run's).
+
+    It takes no step (``Run.step`` does): the name says so, as the earlier ``codenoise_step`` did not.
+    """
     plan = plan or run.plan
     return fuse_chunks(run, denoise_chunks(run, x, t, alpha, sigma, plan), plan, window)
