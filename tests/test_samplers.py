@@ -241,9 +241,8 @@ def test_nfe_counts():
         dict(timestep="random"),
         dict(baseline_noise="fresh"),
         dict(baseline_noise="implied"),
-        dict(stop_below=0.99),
         dict(lr_units="absolute", lr=0.1),
-        dict(reversion="predicted"),
+        dict(reversion="predicted"),  # stop_below: tests/test_syncos_options.py
         dict(stage1=False),
         dict(layout="shifted"),
         dict(kernel="clean"),
@@ -303,18 +302,6 @@ def test_implied_baseline_noise_makes_the_first_csd_iteration_free():
     g = b.schedule.grid(10)
     synced = sum(1 for t, a in zip(g.timesteps, g.alpha, strict=True) if t > 800 and a > 0)
     assert r.nfe["stage2"] == synced * 2 * 6 * 2
-
-
-def test_stop_below_ends_iterations_once_the_update_stops_moving():
-    b = GaussianBackend(tau=0.3, static=True)
-    plan = make_plan(b, frames=(8, 8))
-    base = dict(steps=6, iterations=30, t_min=500, lr=0.05)
-    full = sample("syncos", b, plan, SynCoSOptions(**base), seed=0)
-    assert torch.equal(
-        full.latent, sample("syncos", b, plan, SynCoSOptions(**base, stop_below=0.0), 0).latent
-    )
-    early = sample("syncos", b, plan, SynCoSOptions(**base, stop_below=0.5), seed=0)
-    assert 0 < early.nfe["stage2"] < full.nfe["stage2"]
 
 
 def test_stage2_pulls_chunks_toward_the_model():

@@ -93,15 +93,19 @@ class SynCoSOptions(SamplerOptions):
     # ("implied"): then the first CSD forward is stage 1's own, so it costs nothing, and the
     # reversion adds no new noise
     baseline_noise: str = "fixed"
-    # stop a step's CSD iterations once the update's norm falls below this fraction of the first's
+    # stop a step's CSD iterations once the update (how far the optimiser step moved theta) falls
+    # below this fraction of the first update's norm; measured only when above 0
     stop_below: float = 0.0
-    reversion: str = "baseline"  # stage 3 re-noises with the baseline noise or the fused predicted noise
+    # stage 3 re-noises with the baseline noise or the fused predicted noise ("predicted" needs stage 1)
+    reversion: str = "baseline"
     stage1: bool = True  # False: the paper's "stage 2 only" ablation (no co-denoising at any step)
     layout: str = "overlap"  # stage 1's chunks: the paper's overlapping ones, or shifted tiles
     blend: str = "uniform"  # overlap weights: uniform (the paper's) or pyramid (chunk middles count most)
     kernel: str = "noisy"  # the RBF kernel sees the noisy chunks (CSD) or the clean chunks of theta
-    # Multiply the CSD gradient by d x_t / d theta = alpha. Adam ignores a constant scale, so this
-    # only matters where alpha is small (docs/syncos.md).
+    # Multiply the CSD gradient by d x_t / d theta = alpha: only with optimizer sgd, like the
+    # score-distillation weight sigma^2. AdamW's step does not change when the gradient is scaled by
+    # a constant and its state starts afresh every step, so there neither would do anything: they
+    # are not applied under adamw and chain_rule is refused there (docs/syncos.md).
     chain_rule: bool = False
 
     def __post_init__(self) -> None:
@@ -116,6 +120,16 @@ class SynCoSOptions(SamplerOptions):
         check_range(self, "minibatch", 1, 1_000_000)
         check_range(self, "sync_from", -100.0, 100.0)
         check_range(self, "sync_until", -100.0, 100.0)
+        if self.chain_rule and self.optimizer != "sgd":
+            raise UserError(
+                "sampler.chain_rule: scales the CSD gradient by alpha, which AdamW's step ignores; "
+                "use it with sampler.optimizer: sgd, or leave it false"
+            )
+        if self.reversion == "predicted" and not self.stage1:
+            raise UserError(
+                "sampler.reversion: 'predicted' re-noises with stage 1's predicted noise, and "
+                "sampler.stage1 is false; use reversion: baseline there"
+            )
         if not self.sync_from < self.sync_until:
             raise UserError(
                 f"sampler.sync_from: must be below sampler.sync_until ({self.sync_until:g}), "
@@ -188,7 +202,7 @@ def synchronise(
         optim = torch.optim.SGD([theta], lr=lr, weight_decay=opts.weight_decay)
     n = plan.num_chunks
     m = n if opts.minibatch is None else min(opts.minibatch, n)
-    first_norm = None
+    first_norm: float | None = None
     for it in range(opts.iterations):
         if m < n:
             pick = torch.randperm(n, generator=run.generator)[:m].sort().values.tolist()
@@ -212,17 +226,32 @@ def synchronise(
                 eps_hat = chunk_eps  # theta is x0 and the noise is implied: x_t is stage 1's input
             else:
                 _, eps_hat = run.denoiser(x_t, t_i, a_i, s_i, prompts)
-            weight = s_i**2 * (a_i if opts.chain_rule else 1.0)
             grad_i = stein_direction(
-                x_t, eps_hat - noise_i, weight=weight, features=x_t if opts.kernel == "noisy" else theta_i
+                x_t,
+                eps_hat - noise_i,
+                weight=sd_weight(opts, a_i, s_i),
+                features=x_t if opts.kernel == "noisy" else theta_i,
             )
             theta.grad = fuse(grad_i, starts, plan.latent_frames, axis)
-            norm = float(theta.grad.norm())
-        first_norm = norm if first_norm is None else first_norm
-        if it > 0 and norm < opts.stop_below * first_norm:
-            break  # the update has stopped moving theta
+            before = theta.detach().clone() if opts.stop_below > 0 else None
         optim.step()
+        if before is not None:  # the update's norm: what the optimiser step moved theta by
+            norm = float((theta.detach() - before).norm())
+            first_norm = norm if first_norm is None else first_norm
+            if norm < opts.stop_below * first_norm:
+                break  # the update has stopped moving theta
     return theta.detach(), eps_base
+
+
+def sd_weight(opts: SynCoSOptions, alpha: float, sigma: float) -> float:
+    """The score-distillation weight w(t) = sigma^2 (times alpha with ``chain_rule``) under SGD.
+
+    Under AdamW it is 1: Adam's step is the same for any constant scale of the gradient, and its
+    state starts afresh at every synchronised step, so a weight there would only pretend to act.
+    """
+    if opts.optimizer != "sgd":
+        return 1.0
+    return sigma**2 * (alpha if opts.chain_rule else 1.0)
 
 
 def stage1_plan(plan: Plan, opts: SynCoSOptions, k: int) -> Plan:
@@ -258,7 +287,7 @@ def sample_syncos(
             with run.stage("stage2"):
                 chunk_eps = chunks[1] if chunks is not None else None
                 x0, eps_base = synchronise(run, x0, t, a, s, options, x=x, chunk_eps=chunk_eps)
-            if options.reversion == "baseline" or not options.stage1:
+            if options.reversion == "baseline":  # "predicted" needs stage 1 (refused without it)
                 eps = eps_base
         elif not options.stage1:  # nothing to synchronise yet: keep theta, re-noise
             eps = run.randn()
