@@ -11,7 +11,7 @@ import yaml
 
 from syncos import api
 from syncos.cli import main
-from syncos.planning import count_nfe, plan_scenario, video_span
+from syncos.planning import plan_scenario, video_span
 from syncos.timeline import auto_stride
 
 SCENARIO = {
@@ -25,12 +25,16 @@ SCENARIO = {
     ],
     "sampler": {"steps": 6, "stride": 3, "guidance_scale": 3.0},
 }
-# Every method, and the options that change its counts: CFG off, CSD minibatch, fifo partitions.
+# Every method, and the options that change its counts: CFG off, CSD minibatch, the implied
+# noise's free first forward, stage 2 only, shifted tiles, fifo partitions.
 CASES = [
     ("independent", {}),
     ("codenoise", {"guidance_scale": 1.0}),
     ("syncos", {"iterations": 2, "t_min": 500, "minibatch": 2}),
     ("syncos", {"iterations": 0}),
+    ("syncos", {"iterations": 3, "t_min": 500, "baseline_noise": "implied"}),
+    ("syncos", {"iterations": 2, "stage1": False}),
+    ("syncos", {"iterations": 1, "t_min": 500, "layout": "shifted"}),
     ("fifo", {}),
     ("fifo", {"partitions": 3, "lookahead": False, "guidance_scale": 1.0}),
 ]
@@ -41,12 +45,89 @@ def scenario(method: str, **options) -> dict:
 
 
 @pytest.mark.parametrize("method, options", CASES)
-def test_nfe_equals_what_the_run_counts(method, options):
+def test_closed_form_nfe_equals_what_the_run_counts(method, options):
+    """The formula and the samplers are separate code: a sampler that miscounts, or a formula that
+    misses an option, fails here (the old dry run agreed with the samplers by construction)."""
     data = scenario(method, **options)
     plan = plan_scenario(data)
-    assert plan.nfe == api.generate(data).nfe
-    scen, backend, timeline = api.prepare(data)
-    assert count_nfe(backend, timeline, method, scen.sampler_options()) == plan.nfe
+    assert plan.nfe == api.generate(data).nfe and plan.nfe_at_most == []
+
+
+# toyworld at 6 steps (trailing, CogVideoX's schedule): t = 999, 832, 666, 499, 332, 166, alpha = 0 at
+# t = 999. The scenario: 21 latent frames, chunk length 6, stride 3 -> 6 chunks (independent: 4 tiles
+# at 0, 6, 12, 15); guidance 3 -> 2 passes per chunk.
+HAND = [
+    # 4 tiles x 6 steps x 2 passes
+    ("independent", {}, {"stage1": 48}),
+    # 6 chunks x 6 steps x 1 pass (no CFG)
+    ("codenoise", {"guidance_scale": 1.0}, {"stage1": 36}),
+    # stage 1: 6 x 6 x 2 = 72; t > 500 with alpha > 0: t = 832, 666 -> 2 steps x 2 iterations x 2 chunks x 2
+    ("syncos", {"iterations": 2, "t_min": 500, "minibatch": 2}, {"stage1": 72, "stage2": 16, "stage3": 0}),
+    # the re-noise control: the window holds 2 steps, no forward there
+    ("syncos", {"iterations": 0, "t_min": 500}, {"stage1": 72, "stage2": 0, "stage3": 0}),
+    # implied noise: the first of 3 iterations is stage 1's forward: 2 steps x 2 paid x 6 chunks x 2
+    (
+        "syncos",
+        {"iterations": 3, "t_min": 500, "baseline_noise": "implied"},
+        {"stage1": 72, "stage2": 48, "stage3": 0},
+    ),
+    # ... but not on a minibatch of 2 (other chunks): 2 steps x 3 x 2 chunks x 2
+    (
+        "syncos",
+        {"iterations": 3, "t_min": 500, "baseline_noise": "implied", "minibatch": 2},
+        {"stage1": 72, "stage2": 24, "stage3": 0},
+    ),
+    # stage 2 only: no stage 1; CSD at every step with alpha > 0 (5 of 6) x 2 iterations x 6 chunks x 2
+    ("syncos", {"iterations": 2, "stage1": False}, {"stage2": 120, "stage3": 0}),
+    # the default log-SNR window (<= -6.96): t = 832 has 2 log(0.0597 / 0.9982) = -5.6, above it: empty
+    ("syncos", {}, {"stage1": 72, "stage3": 0}),
+    # shifted tiles: offsets int(frac(k * 0.618) * 6) = 0, 3, 1, 5, 2, 0 cut 21 frames into
+    # 4, 4, 5, 4, 5, 4 tiles = 26 x 2 passes; stage 2 as above with 1 iteration: 2 x 1 x 6 x 2
+    (
+        "syncos",
+        {"iterations": 1, "t_min": 500, "layout": "shifted"},
+        {"stage1": 52, "stage2": 24, "stage3": 0},
+    ),
+    # fifo: round(6 / 6) = 1 partition -> N = 6 levels, 3 context frames, queue 9: windows at 0 and 3;
+    # base clip 6 steps x 2; then 21 + 6 - 6 = 21 iterations x 2 windows x 2
+    ("fifo", {}, {"init": 12, "stage1": 84}),
+    # 3 partitions -> N = 18, no lookahead: windows at 0, 6, 12; 18 x 1; 21 + 18 - 6 = 33 x 3 x 1
+    ("fifo", {"partitions": 3, "lookahead": False, "guidance_scale": 1.0}, {"init": 18, "stage1": 99}),
+]
+
+
+@pytest.mark.parametrize("method, options, expected", HAND)
+def test_nfe_against_hand_computed_numbers(method, options, expected):
+    assert plan_scenario(scenario(method, **options)).nfe == expected
+
+
+def test_the_paper_preset_costs_2_6_times_codenoise():
+    """method.md: 50 steps, 4 of them with t > 900 and alpha > 0 (999 is skipped), 20 iterations:
+    stage 1 = 6 chunks x 50 x 2 = 600, stage 2 = 4 x 20 x 6 x 2 = 960; (600 + 960) / 600 = 2.6."""
+    plan = plan_scenario(scenario("syncos", preset="paper", steps=50))
+    assert plan.nfe == {"stage1": 600, "stage2": 960, "stage3": 0} and plan.total_nfe / 600 == 2.6
+    default = plan_scenario(scenario("syncos", steps=50))  # the log-SNR window is the same 4 steps
+    assert default.nfe == plan.nfe
+
+
+def test_early_stopping_makes_stage2_an_upper_bound(tmp_path, capsys):
+    """stop_below > 0 may end iterations early: the plan says "at most" (text and JSON). Fails on
+    the old code, which dry-ran the sampler over a zero network and printed one number."""
+    data = scenario("syncos", iterations=4, t_min=500, stop_below=0.5)
+    plan = plan_scenario(data)
+    # 2 synchronised steps x 4 iterations x 6 chunks x 2 passes = 96 at most
+    assert plan.nfe == {"stage1": 72, "stage2": 96, "stage3": 0} and plan.nfe_at_most == ["stage2"]
+    assert "network evaluations: stage1 72, stage2 at most 96 (total at most 168)" in plan.format()
+    ran = api.generate(data).nfe
+    assert ran["stage1"] == 72 and ran["stage2"] <= 96
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["plan", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["nfe_at_most"] == ["stage2"] and "stage2 at most 96" in out["nfe_text"]
+    # one iteration cannot stop early; without stop_below the count is exact
+    for options in ({"iterations": 1, "stop_below": 0.5}, {"iterations": 4}):
+        assert plan_scenario(scenario("syncos", t_min=500, **options)).nfe_at_most == []
 
 
 def test_layout_covers_the_video_and_flags_thin_events():

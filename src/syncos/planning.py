@@ -1,7 +1,10 @@
 """What a run will do, before it runs: the chunk layout, thin events, network evaluations, wall time.
 
-``syncos plan`` prints it and the studio shows it. The NFE per stage is computed, not sampled:
-tests check it against what each sampler's run counts.
+``syncos plan`` prints it and the studio shows it. The NFE per stage is a closed form of the plan
+and the options (chunks, steps, sync window, iterations, minibatch, CFG, FIFO's queue), not a dry
+run of the sampler, so a sampler that miscounts cannot agree with it by construction: tests check
+it against hand-computed numbers and against what runs count. Where SynCoS may stop a step's
+iterations early (``stop_below`` > 0) its stage-2 count is an upper bound and is said so.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import torch
 from syncos import threads
 from syncos.backends.base import Backend
 from syncos.denoiser import Counter, Denoiser
-from syncos.samplers import FIFOOptions, SamplerOptions
+from syncos.samplers import FIFOOptions, SamplerOptions, SynCoSOptions
+from syncos.samplers.fifo import queue_layout
+from syncos.samplers.syncos import first_forward_free, stage1_plan, synced_step
 from syncos.scenario import Scenario
 from syncos.timeline import AUTO, Plan
 
@@ -52,6 +57,8 @@ class RunPlan:
     nfe: dict[str, int]
     seconds_per_nfe: float | None = None
     notes: list[str] = field(default_factory=list)
+    # stages whose count is an upper bound (SynCoS's stage 2 with stop_below > 0); then so is the total
+    nfe_at_most: list[str] = field(default_factory=list)
 
     @property
     def thin_events(self) -> list[int]:
@@ -69,8 +76,16 @@ class RunPlan:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.update(thin_events=self.thin_events, total_nfe=self.total_nfe)
+        out["nfe_text"] = self.nfe_text()
         out["estimated_seconds"] = self.estimated_seconds
         return out
+
+    def nfe_text(self) -> str:
+        """The counts in words: "stage1 72, stage2 at most 480 (total at most 552)"."""
+        bound = lambda k: "at most " if k in self.nfe_at_most else ""  # noqa: E731
+        parts = ", ".join(f"{k} {bound(k)}{v}" for k, v in self.nfe.items() if v)
+        total = f"{'at most ' if self.nfe_at_most else ''}{self.total_nfe}"
+        return f"{parts} (total {total})"
 
     def format(self) -> str:
         """The plan as text: layout table, events, NFE and (if measured) the time estimate."""
@@ -92,8 +107,9 @@ class RunPlan:
                 f"warning: event {i} gets {self.events[i].chunks} chunk; with fewer than two it "
                 "starts and ends abruptly (make it longer or lower the stride)"
             )
-        lines += ["", "network evaluations: " + ", ".join(f"{k} {v}" for k, v in self.nfe.items() if v)]
-        lines[-1] += f" (total {self.total_nfe})"
+        lines += ["", "network evaluations: " + self.nfe_text()]
+        if self.nfe_at_most:
+            lines.append("  (at most: sampler.stop_below may end a step's CSD iterations early)")
         if self.seconds_per_nfe is not None:
             lines.append(
                 f"estimated sampling time: {_duration(self.estimated_seconds or 0.0)} "
@@ -126,31 +142,62 @@ def video_span(backend: Backend, latent: tuple[int, int]) -> tuple[int, int]:
     return (backend.video_frames(a) if a > 0 else 0, backend.video_frames(b))
 
 
-class _Counting:
-    """A backend whose network returns zeros, on the CPU: its sampler runs the real loop and counts."""
-
-    def __init__(self, backend: Backend):
-        self._backend = backend
-        self.device = torch.device("cpu")
-
-    def __getattr__(self, name: str) -> Any:  # shapes, schedule, solver, guidance hooks: the model's own
-        return getattr(self._backend, name)
-
-    def encode(self, prompts: Sequence[str]) -> list[str]:
-        return list(prompts)
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
-        return torch.zeros_like(x)
+def passes(backend: Backend, options: SamplerOptions) -> int:
+    """Network passes per chunk: two with classifier-free guidance (cond and uncond), else one."""
+    return 2 if Denoiser(backend, options.guidance_scale).cfg else 1
 
 
 def count_nfe(backend: Backend, plan: Plan, method: str, options: SamplerOptions) -> dict[str, int]:
-    """Network evaluations per stage (CFG counts two), as a run counts them: the sampler's own loop
-    runs over a network that returns zeros, so the count can never drift from the samplers."""
-    from syncos import checkpoint
-    from syncos.samplers import SAMPLERS
+    """Network evaluations per stage (one chunk through the network once; CFG counts two), in
+    closed form. The keys are those a run's counter records (SynCoS's stage 3 makes none: 0).
+    With SynCoS's ``stop_below`` > 0 stage 2 is an upper bound (:func:`bounded_stages`)."""
+    k = passes(backend, options)
+    if method == "fifo":
+        assert isinstance(options, FIFOOptions)
+        L = plan.chunk_length
+        N, _, windows = queue_layout(options, L)  # the base clip takes N one-chunk steps
+        return {"init": k * N, "stage1": k * len(windows) * (plan.latent_frames + N - L)}
+    steps = len(backend.schedule.grid(options.steps))
+    if method == "independent":
+        return {"stage1": k * plan.with_tiles().num_chunks * steps}
+    if method == "codenoise":
+        return {"stage1": k * plan.num_chunks * steps}
+    assert method == "syncos" and isinstance(options, SynCoSOptions), method
+    return _count_syncos(backend, plan, options, k)
 
-    with checkpoint.active(None), torch.no_grad(), threads.for_backend(backend):
-        return SAMPLERS[method][0](_Counting(backend), plan, options, 0).nfe
+
+def _count_syncos(backend: Backend, plan: Plan, o: SynCoSOptions, k: int) -> dict[str, int]:
+    """Stage 1: every stage-1 chunk at every step; stage 2: ``iterations`` forwards of ``minibatch``
+    chunks at every synchronised step, less the first with ``baseline_noise: implied`` (free)."""
+    grid = backend.schedule.grid(o.steps)
+    n = plan.num_chunks
+    m = n if o.minibatch is None else min(o.minibatch, n)
+    moves = o.iterations > 0 and o.lr > 0
+    out: dict[str, int] = {}
+    stage1 = stage2 = 0
+    synced = False
+    for i in range(len(grid)):
+        t, a, s = (float(v[i]) for v in (grid.timesteps, grid.alpha, grid.sigma))
+        if o.stage1:
+            stage1 += k * stage1_plan(plan, o, i).num_chunks
+        if synced_step(o, t, a, s):
+            synced = True
+            if moves:
+                stage2 += k * m * (o.iterations - int(first_forward_free(o, s, m == n)))
+    if o.stage1:
+        out["stage1"] = stage1
+    if synced:
+        out["stage2"] = stage2
+    out["stage3"] = 0
+    return out
+
+
+def bounded_stages(method: str, options: SamplerOptions, nfe: Mapping[str, int]) -> list[str]:
+    """Stages whose count is only an upper bound: SynCoS's stage 2 when ``stop_below`` may end a
+    step's iterations after the first (the stop is decided by the run's own updates)."""
+    if isinstance(options, SynCoSOptions) and method == "syncos" and options.stop_below > 0:
+        return ["stage2"] if nfe.get("stage2", 0) and options.iterations > 1 else []
+    return []
 
 
 def method_steps(plan: Plan, method: str, options: SamplerOptions) -> int:
@@ -186,6 +233,7 @@ def plan_run(scenario: Scenario, backend: Backend, plan: Plan) -> RunPlan:
             "fifo slides a window of the chunk length one latent frame per step; each window takes the "
             "event covering most of it (the chunks above show the same assignment at this stride)"
         )
+    nfe = count_nfe(backend, plan, scenario.method, options)
     return RunPlan(
         model=scenario.model,
         method=scenario.method,
@@ -194,8 +242,9 @@ def plan_run(scenario: Scenario, backend: Backend, plan: Plan) -> RunPlan:
         plan=layout,
         chunks=chunks,
         events=events,
-        nfe=count_nfe(backend, plan, scenario.method, options),
+        nfe=nfe,
         notes=notes,
+        nfe_at_most=bounded_stages(scenario.method, options, nfe),
     )
 
 
@@ -255,6 +304,7 @@ __all__ = [
     "ChunkRow",
     "EventRow",
     "RunPlan",
+    "bounded_stages",
     "count_nfe",
     "method_plan",
     "plan_run",

@@ -100,6 +100,14 @@ def timestep_mode(backend: Backend, requested: str) -> str:
     return requested if requested != "auto" else ("per-frame" if supported else "shared")
 
 
+def queue_layout(options: FIFOOptions, chunk_length: int) -> tuple[int, int, list[tuple[int, int]]]:
+    """(noise levels N, context frames P in front of the queue, its windows): what the sampler
+    runs and ``syncos plan`` counts."""
+    N = options.levels(chunk_length)
+    P = chunk_length // 2 if options.lookahead else 0
+    return N, P, _windows(P + N, chunk_length, P)
+
+
 def _windows(queue: int, length: int, context: int) -> list[tuple[int, int]]:
     """(start, first written position) of each window; together they write [context, queue) once."""
     width = length - context
@@ -117,14 +125,12 @@ def sample_fifo(
     backend: Backend, plan: Plan, options: FIFOOptions, seed: int, callback: Callback | None = None
 ) -> SampleResult:
     L, F = plan.chunk_length, plan.latent_frames
-    N = options.levels(L)  # noise levels = queue positions = sampling steps
+    N, P, windows = queue_layout(options, L)  # noise levels = queue positions = sampling steps
     run = Run(backend, plan, replace(options, steps=N), seed, callback)
     mode = timestep_mode(backend, options.timesteps)
     axis, g = run.axis, run.grid
-    P = L // 2 if options.lookahead else 0  # context frames in front of the queue
-    Q = P + N
+    Q = P + N  # P context frames in front of the queue
     level = torch.tensor([N - 1] * P + list(range(N - 1, -1, -1)))  # grid index of each position
-    windows = _windows(Q, L, P)
     idx = torch.stack([torch.arange(s0, s0 + L) for s0, _ in windows])  # (w, L) queue positions
 
     def shaped(v: torch.Tensor) -> torch.Tensor:

@@ -173,6 +173,24 @@ def in_window(opts: SynCoSOptions, t: float, alpha: float, sigma: float) -> bool
     return opts.sync_from < log_snr(alpha, sigma) <= opts.sync_until
 
 
+def synced_step(opts: SynCoSOptions, t: float, alpha: float, sigma: float) -> bool:
+    """Whether stage 2 runs at this step: inside the window, or, stage 2 only, wherever there is signal."""
+    return in_window(opts, t, alpha, sigma) if opts.stage1 else alpha > 0 or opts.zero_snr
+
+
+def first_forward_free(opts: SynCoSOptions, sigma: float, all_chunks: bool) -> bool:
+    """Whether stage 2's first forward is stage 1's own: the implied noise re-noises theta = x0 to x
+    itself, so on stage 1's chunks (all of them, at the grounded timestep) x_t is stage 1's input."""
+    return (
+        opts.baseline_noise == "implied"
+        and sigma > 0
+        and all_chunks
+        and opts.timestep == "grounded"
+        and opts.stage1
+        and opts.layout == "overlap"
+    )
+
+
 def synchronise(
     run: Run,
     x0: torch.Tensor,
@@ -222,7 +240,7 @@ def synchronise(
             theta_i = crop(theta.detach(), starts, L, axis)
             noise_i = crop(eps_base, starts, L, axis)
             x_t = a_i * theta_i + s_i * noise_i
-            if it == 0 and implied and chunk_eps is not None and m == n and opts.timestep == "grounded":
+            if it == 0 and implied and chunk_eps is not None and first_forward_free(opts, sigma, m == n):
                 eps_hat = chunk_eps  # theta is x0 and the noise is implied: x_t is stage 1's input
             else:
                 _, eps_hat = run.denoiser(x_t, t_i, a_i, s_i, prompts)
@@ -274,7 +292,7 @@ def sample_syncos(
     )
     for k in range(start, len(run.grid)):
         t, a, s, _, _ = run.coefficients(k)
-        synced = in_window(options, t, a, s) if options.stage1 else a > 0 or options.zero_snr
+        synced = synced_step(options, t, a, s)
         chunks = None
         if options.stage1:
             chunk_plan = stage1_plan(plan, options, k)
