@@ -100,3 +100,44 @@ def test_fifo_frames_are_clean_at_any_step_count(timesteps, steps):
     gen = api.generate(scenario)
     assert api.run_record(gen, 0.0, 12)["fifo_mode"] == timesteps
     assert api.evaluate_frames(gen, np.stack(list(gen.frames())))["clean"] > 0.8
+
+
+@pytest.mark.parametrize(
+    "options, note",
+    [
+        ({"steps": 12}, None),  # 2 x 6: as given
+        (
+            {"steps": 8},
+            "fifo took 6 steps, not sampler.steps 8: the queue holds whole chunk lengths (6), "
+            "so 8 was rounded to 1 x 6; steps that run as given: 6 or 12",
+        ),
+        (
+            {"steps": 4},
+            "fifo took 6 steps, not sampler.steps 4: the queue holds whole chunk lengths (6), "
+            "so 4 was rounded to 1 x 6; steps that run as given: 6",
+        ),
+        (
+            {"steps": 12, "partitions": 3},
+            "fifo took 18 steps, not sampler.steps 12: sampler.partitions 3 "
+            "x the chunk length 6; sampler.steps is not used",
+        ),
+    ],
+)
+def test_fifo_says_when_it_does_not_take_the_steps_given(options, note):
+    """The queue holds whole chunk lengths; a run that rounds ``steps`` says so in run.json's notes
+    and in ``syncos plan``. Fails on the old code, which rounded without a word."""
+    from syncos.planning import plan_scenario
+
+    data = {
+        "model": "toyworld",
+        "model_options": {"chunk_length": 6},
+        "global_prompt": "a red ball on green grass",
+        "events": [{"prompt": "the ball moves to the right", "frames": 8}],
+        "sampler": {"method": "fifo", "guidance_scale": 1.0, **options},
+    }
+    gen = api.generate(data)
+    levels = 18 if "partitions" in options else max(6, round(options["steps"] / 6) * 6)
+    assert gen.nfe["init"] == levels  # the base clip: one forward per step actually taken
+    assert api.run_record(gen, 0.0, 8).get("notes", []) == ([note] if note else [])
+    said = [n for n in plan_scenario(data).notes if n.startswith("fifo took")]
+    assert said == ([note] if note else [])

@@ -21,7 +21,7 @@ from syncos import threads
 from syncos.backends.base import Backend
 from syncos.denoiser import Counter, Denoiser
 from syncos.samplers import FIFOOptions, SamplerOptions, SynCoSOptions
-from syncos.samplers.fifo import queue_layout
+from syncos.samplers.fifo import queue_layout, steps_note
 from syncos.samplers.syncos import first_forward_free, stage1_plan, synced_step
 from syncos.scenario import Scenario
 from syncos.timeline import AUTO, Plan
@@ -229,6 +229,8 @@ def plan_run(scenario: Scenario, backend: Backend, plan: Plan) -> RunPlan:
             "at which every event gets a chunk"
         )
     if scenario.method == "fifo":
+        assert isinstance(options, FIFOOptions)
+        notes += filter(None, [steps_note(options, L)])
         notes.append(
             "fifo slides a window of the chunk length one latent frame per step; each window takes the "
             "event covering most of it (the chunks above show the same assignment at this stride)"

@@ -70,7 +70,9 @@ TIMESTEP_MODES = ("auto", "per-frame", "shared")
 
 @dataclass(frozen=True)
 class FIFOOptions(SamplerOptions):
-    """FIFO-Diffusion's settings; ``steps`` is rounded to a multiple of the chunk length."""
+    """FIFO-Diffusion's settings. The queue holds a whole number of chunk lengths of noise levels,
+    so ``steps`` is rounded to a multiple of the chunk length (or replaced by ``partitions`` times
+    it); a run that does not take ``steps`` steps says so in its notes (:func:`steps_note`)."""
 
     partitions: int | None = None  # n: the queue holds n * L noise levels; None = round(steps / L)
     lookahead: bool = True
@@ -98,6 +100,23 @@ def timestep_mode(backend: Backend, requested: str) -> str:
             f"backend {backend.name!r} takes one timestep per chunk; use fifo timesteps 'shared' or 'auto'"
         )
     return requested if requested != "auto" else ("per-frame" if supported else "shared")
+
+
+def steps_note(options: FIFOOptions, chunk_length: int) -> str | None:
+    """What run.json and ``syncos plan`` say when the queue's steps are not ``sampler.steps``."""
+    N = options.levels(chunk_length)
+    if N == options.steps:
+        return None
+    L, steps = chunk_length, options.steps
+    if options.partitions is not None:
+        why = f"sampler.partitions {options.partitions} x the chunk length {L}; sampler.steps is not used"
+    else:
+        nearest = sorted({max(L, steps // L * L), (steps // L + 1) * L})
+        why = (
+            f"the queue holds whole chunk lengths ({L}), so {steps} was rounded to {N // L} x {L}; "
+            f"steps that run as given: {' or '.join(map(str, nearest))}"
+        )
+    return f"fifo took {N} steps, not sampler.steps {steps}: {why}"
 
 
 def queue_layout(options: FIFOOptions, chunk_length: int) -> tuple[int, int, list[tuple[int, int]]]:
@@ -189,7 +208,9 @@ def sample_fifo(
         run.checkpoint(i, queue=queue, out=out)
         if callback is not None and callback(Step(i, total, float(g.timesteps[N - 1]), out)) is False:
             raise Cancelled(f"cancelled after step {i + 1} of {total}")
-    return replace(run.result(out, first_order="FIFO's windows mix noise levels"), fifo_mode=mode)
+    note = steps_note(options, L)
+    result = run.result(out, first_order="FIFO's windows mix noise levels")
+    return replace(result, fifo_mode=mode, notes=(note,) if note else ())
 
 
 def _next_levels(g: Grid) -> tuple[torch.Tensor, torch.Tensor]:
