@@ -8,7 +8,7 @@ import os
 import platform
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -43,10 +43,22 @@ class Generation:
     fifo_mode: str | None = None  # FIFO's timestep mode (samplers.fifo), as run.json records it
     wall_seconds: float = 0.0  # generate() from start to end, loading the model included
     notes: tuple[str, ...] = ()  # the sampler's remarks on this run (run.json "notes")
+    _frames: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
-    def frames(self) -> Iterator[np.ndarray]:
-        """Decoded uint8 frames (H, W, 3), streamed."""
-        return self.backend.decode(self.latent)
+    def frames(self) -> np.ndarray:
+        """The decoded video, uint8 (T, H, W, 3), read-only: decoded on the first call and kept, so
+        metrics, ``save`` and a user's own loop never decode it twice. It is held in host memory;
+        :meth:`decode` streams instead."""
+        if self._frames is None:
+            frames = np.stack(list(self.backend.decode(self.latent)))
+            frames.flags.writeable = False
+            self._frames = frames
+        return self._frames
+
+    def decode(self) -> Iterator[np.ndarray]:
+        """The frames one at a time, holding none: decodes the latent on every call, unless
+        :meth:`frames` already did (then its frames are replayed)."""
+        return iter(self._frames) if self._frames is not None else self.backend.decode(self.latent)
 
     @property
     def fps(self) -> float:
@@ -248,10 +260,10 @@ def save(
         return run_record(gen, wall, gen.plan.video_frames)
     with output_folder(outdir) as out:
         start = time.perf_counter()
-        frames: Iterable[np.ndarray] = gen.frames()
+        frames: Iterable[np.ndarray] = gen.decode()  # streamed: a long video is never held whole
         metrics = None
         if hasattr(gen.backend, "evaluate"):  # toyworld: small frames, scored before anything is written
-            frames = np.stack(list(frames))
+            frames = gen.frames()
             metrics = evaluate_frames(gen, frames)
         n = write_video(frames, out / "video.mp4", gen.fps, gif=out / "video.gif" if gif else None)
         decode_seconds = time.perf_counter() - start
