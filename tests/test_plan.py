@@ -253,3 +253,21 @@ def test_small_models_run_on_one_thread_unless_the_user_chose(monkeypatch):
         assert load("cogvideox").threads == 1  # a tiny network: one thread too
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("guidance, batch", [(3.0, 4), (1.0, 2)])
+def test_forward_batch_is_micro_batch_chunks_twice_with_cfg(monkeypatch, guidance, batch):
+    """micro_batch counts chunks; a network call holds twice that with CFG: the plan says the
+    number the network sees (fails on the old code, which did not say it)."""
+    data = scenario("codenoise", micro_batch=2, guidance_scale=guidance, steps=2)
+    plan = plan_scenario(data)
+    cfg = "x 2: CFG's conditional and unconditional pass" if guidance != 1 else "no CFG"
+    assert plan.forward_batch == batch and f"up to {batch} passes per network call" in plan.format()
+    assert f"sampler.micro_batch 2 chunks{',' if guidance == 1 else ''} {cfg}" in plan.format()
+    _, backend, _ = api.prepare(data)
+    rows: list[int] = []
+    forward = backend.forward
+    monkeypatch.setattr(backend, "forward", lambda x, t, c: rows.append(len(x)) or forward(x, t, c))
+    api.generate(data, backend=backend)
+    # 6 chunks x (2 with CFG) passes per step, in calls of the batch: 3 calls per step
+    assert rows == [batch] * 6 and plan.to_dict()["forward_batch"] == batch

@@ -55,6 +55,8 @@ class RunPlan:
     chunks: list[ChunkRow]
     events: list[EventRow]
     nfe: dict[str, int]
+    micro_batch: int  # chunks per network call (sampler.micro_batch)
+    cfg: bool  # classifier-free guidance: two passes per chunk
     seconds_per_nfe: float | None = None
     notes: list[str] = field(default_factory=list)
     # stages whose count is an upper bound (SynCoS's stage 2 with stop_below > 0); then so is the total
@@ -75,10 +77,19 @@ class RunPlan:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out.update(thin_events=self.thin_events, total_nfe=self.total_nfe)
+        out.update(thin_events=self.thin_events, total_nfe=self.total_nfe, forward_batch=self.forward_batch)
         out["nfe_text"] = self.nfe_text()
         out["estimated_seconds"] = self.estimated_seconds
         return out
+
+    @property
+    def forward_batch(self) -> int:
+        """Network passes per forward call at most: ``micro_batch`` chunks, each twice with CFG."""
+        return self.micro_batch * (2 if self.cfg else 1)
+
+    def _batch_text(self) -> str:
+        cfg = " x 2: CFG's conditional and unconditional pass" if self.cfg else ", no CFG"
+        return f"sampler.micro_batch {self.micro_batch} chunks{cfg}"
 
     def nfe_text(self) -> str:
         """The counts in words: "stage1 72, stage2 at most 480 (total at most 552)"."""
@@ -110,6 +121,9 @@ class RunPlan:
         lines += ["", "network evaluations: " + self.nfe_text()]
         if self.nfe_at_most:
             lines.append("  (at most: sampler.stop_below may end a step's CSD iterations early)")
+        lines.append(
+            f"forward batch: up to {self.forward_batch} passes per network call ({self._batch_text()})"
+        )
         if self.seconds_per_nfe is not None:
             lines.append(
                 f"estimated sampling time: {_duration(self.estimated_seconds or 0.0)} "
@@ -245,6 +259,8 @@ def plan_run(scenario: Scenario, backend: Backend, plan: Plan) -> RunPlan:
         chunks=chunks,
         events=events,
         nfe=nfe,
+        micro_batch=options.micro_batch,
+        cfg=passes(backend, options) == 2,
         notes=notes,
         nfe_at_most=bounded_stages(scenario.method, options, nfe),
     )

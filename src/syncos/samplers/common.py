@@ -32,7 +32,9 @@ class SamplerOptions:
     steps: int = 50
     guidance_scale: float = 6.0
     negative_prompt: str = ""
-    micro_batch: int = 4  # chunks per forward call (cond and uncond are stacked on top)
+    # chunks per forward call; with CFG the call's batch is twice that, each chunk's conditional and
+    # unconditional pass side by side (``syncos plan`` prints the batch)
+    micro_batch: int = 4
     # The long latent's noise: i.i.d. ("independent"), or "rescheduled" as FreeNoise does: every
     # frame past the first chunk repeats the noise of the frame one chunk earlier, shuffled within
     # blocks of ``stride`` frames, so every chunk starts from the same noise in another order and
