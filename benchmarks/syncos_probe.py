@@ -190,7 +190,7 @@ def main() -> None:
                     raw["model_options"] = {**(sc.get("model_options") or {}), **model_options}
                     start = time.perf_counter()
                     gen = syncos.generate(raw)
-                    m = evaluate_frames(gen, np.stack(list(gen.frames())))
+                    m = evaluate_frames(gen, gen.frames())
                     w.writerow(
                         {
                             "variant": label,

@@ -34,7 +34,7 @@ def run(name: str, scenario: dict, variant: str, k: int) -> tuple[Generation, np
     start = time.perf_counter()
     seed = scenario_seed(name, k)
     gen = syncos.generate({**scenario, "model": "toyworld", "sampler": sampler, "seed": seed})
-    frames = np.stack(list(gen.frames()))
+    frames = gen.frames()
     metrics = evaluate_frames(gen, frames)
     record = {
         **{k: round(v, 4) for k, v in metrics.items()},

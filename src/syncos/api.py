@@ -46,13 +46,12 @@ class Generation:
     _frames: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def frames(self) -> np.ndarray:
-        """The decoded video, uint8 (T, H, W, 3), read-only: decoded on the first call and kept, so
-        metrics, ``save`` and a user's own loop never decode it twice. It is held in host memory;
-        :meth:`decode` streams instead."""
+        """The decoded video, uint8 (T, H, W, 3): decoded on the first call and kept, so metrics,
+        ``save`` and a user's own loop never decode it twice. Every call returns the same array (copy
+        it before writing into it; not read-only, so torch.from_numpy takes it). It is held in host
+        memory; :meth:`decode` streams instead."""
         if self._frames is None:
-            frames = np.stack(list(self.backend.decode(self.latent)))
-            frames.flags.writeable = False
-            self._frames = frames
+            self._frames = np.stack(list(self.backend.decode(self.latent)))
         return self._frames
 
     def decode(self) -> Iterator[np.ndarray]:

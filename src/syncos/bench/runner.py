@@ -65,7 +65,7 @@ def run_row(
         backends[key] = load(sc.model, **settings)
     start = time.perf_counter()
     gen = generate(sc, backend=backends[key])
-    frames = np.stack(list(gen.frames()))
+    frames = gen.frames()
     wall = time.perf_counter() - start
     metrics = dict(evaluate_frames(gen, frames) or {})
     if scorer is not None:
