@@ -8,7 +8,7 @@ import torch
 
 from gaussian_backend import GaussianBackend
 from syncos.errors import UserError
-from syncos.samplers import SynCoSOptions, sample
+from syncos.samplers import SamplerOptions, SynCoSOptions, sample
 from syncos.samplers.common import Run
 from syncos.samplers.syncos import synchronise
 from test_samplers import make_plan
@@ -99,3 +99,17 @@ def test_stop_below_zero_runs_every_iteration_and_a_run_counts_fewer():
     )
     early = sample("syncos", b, plan, SynCoSOptions(**base, stop_below=0.5), seed=0)
     assert 0 < early.nfe["stage2"] < full.nfe["stage2"]
+
+
+def test_predicted_reversion_without_a_csd_move_is_codenoise():
+    """reversion: predicted steps with stage 1's fused noise, so with no CSD move (iterations 0) a
+    run is plain co-denoising; the baseline reversion re-noises instead. Kills: reversion ignored."""
+    b = GaussianBackend()
+    plan = make_plan(b, frames=(8, 6))
+    codenoise = sample("codenoise", b, plan, SamplerOptions(steps=6), seed=2).latent
+    opts = dict(steps=6, iterations=0, t_min=500)
+    predicted = sample("syncos", b, plan, SynCoSOptions(**opts, reversion="predicted"), seed=2)
+    assert "stage 2 (re-noising only (no CSD move)) ran at 2 of 6 steps" in predicted.notes[0]
+    torch.testing.assert_close(predicted.latent, codenoise)
+    baseline = sample("syncos", b, plan, SynCoSOptions(**opts), seed=2).latent
+    assert (baseline - codenoise).abs().max() > 0.05
