@@ -289,9 +289,7 @@ def codenoise_estimate(
     plan: Plan | None = None,
     window: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stage 1's estimate: every chunk denoised under its own prompt, (x0, eps) fused (``plan``: the run's).
-
-    It takes no step (``Run.step`` does): the name says so, as the earlier ``codenoise_step`` did not.
-    """
+    """Stage 1's estimate: every chunk denoised under its own prompt, (x0, eps) fused (``plan``: the
+    run's). An estimate, not a step: ``Run.step`` takes the step."""
     plan = plan or run.plan
     return fuse_chunks(run, denoise_chunks(run, x, t, alpha, sigma, plan), plan, window)
