@@ -483,14 +483,26 @@ class WFVAE(nn.Module):
         model = cls(config)
         state = _read_weights(folder)
         state = {k: v for k, v in state.items() if k.startswith(("encoder.", "decoder."))}
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            keys = ", ".join((missing or unexpected)[:3])
-            kind = "lack" if missing else "have unexpected"
-            raise UserError(
-                f"WF-VAE: the weights in {folder} {kind} {len(missing or unexpected)} keys ({keys})"
-            )
+        _check_keys(model.state_dict(), state, folder)
+        model.load_state_dict(state, strict=True)
         return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+
+
+def _check_keys(expected: dict[str, Tensor], state: dict[str, Tensor], folder: Path) -> None:
+    """One line naming the first keys a state dict lacks, has unexpectedly, or holds in another shape."""
+    problems = {
+        "lack": [k for k in expected if k not in state],
+        "have unexpected": [k for k in state if k not in expected],
+        "have differently shaped": [
+            k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+        ],
+    }
+    for kind, keys in problems.items():
+        if keys:
+            shown = ", ".join(keys[:3])
+            raise UserError(
+                f"WF-VAE: the weights in {folder} {kind} {len(keys)} keys ({shown}) for its config.json"
+            )
 
 
 def _read_weights(folder: Path) -> dict[str, Tensor]:
