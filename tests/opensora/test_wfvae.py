@@ -202,6 +202,15 @@ def test_wrong_latent_is_one_line():
         vae.encode(torch.zeros(1, 3, 4, 16, 16))
 
 
+def test_fresh_wavelet_filters_equal_the_releases():
+    """The fixed Haar filters (stored in checkpoints, but built here too) equal the release's, key by key."""
+    ref = reference_class()(**CONFIGS["release"]).state_dict()
+    mine = {k: v for k, v in WFVAE(CONFIGS["release"]).state_dict().items() if "wavelet" in k}
+    assert len(mine) == 2 * (8 + 4 + 8)  # encoder and decoder: a 3-D, a 2-D and a 3-D transform each
+    for key, value in mine.items():
+        assert torch.equal(value, ref[key]), key
+
+
 def test_haar_transforms_invert():
     """Analysis then synthesis gives the input back (3-D: up to the release's rounded 0.3536**2 * 8)."""
     x = torch.randn(2, 3, 5, 8, 12, generator=torch.Generator().manual_seed(7))
