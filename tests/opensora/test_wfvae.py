@@ -18,9 +18,10 @@ from syncos.backends.opensora_plan.wfvae import (
 )
 from syncos.errors import UserError
 
-# Two tiny configurations of the release's structure: the release's own choices (layer norm,
-# trilinear time upsampling, attention) and the class defaults' (group norm, nearest), with
-# different block counts and no attention.
+# Two tiny configurations of the release's structure: the choices of the release's VAE config in
+# the reference folder (scripts/causalvideovae/wfvae_4dim.json: layer norm, trilinear time
+# upsampling, attention) and the class defaults' (group norm, nearest), with other block counts
+# and no attention.
 CONFIGS = {
     "release": dict(
         latent_dim=8,
@@ -172,6 +173,14 @@ def _bad_option(folder):
     (folder / "config.json").write_text(json.dumps({**CONFIGS["release"], "norm_type": "batchnorm"}))
 
 
+def _short_scale(folder):
+    (folder / "config.json").write_text(json.dumps({**CONFIGS["release"], "scale": [1.0, 2.0]}))
+
+
+def _groupnorm_width(folder):
+    (folder / "config.json").write_text(json.dumps({**CONFIGS["groupnorm"], "base_channels": 48}))
+
+
 def _not_json(folder):
     (folder / "config.json").write_text("{not json")
 
@@ -184,6 +193,8 @@ def _not_json(folder):
         (_no_weights, r"has no weights \(\*.safetensors or \*.ckpt\)"),
         (_wrong_weights, "lack .* keys"),
         (_bad_option, "norm_type is 'batchnorm'; allowed: groupnorm, layernorm"),
+        (_short_scale, r"scale is \[1.0, 2.0\]; allowed: 8 numbers"),
+        (_groupnorm_width, "base_channels is 48; group norm needs a multiple of 32"),
         (_not_json, "is not JSON"),
     ],
 )

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from syncos.errors import UserError, first_line
+from syncos.errors import UserError, first_line, shown
 
 DEFAULTS: dict = {
     "latent_dim": 8,
@@ -409,11 +409,19 @@ def check_config(config: dict) -> dict:
     for key, allowed in _CHOICES.items():
         if cfg[key] not in allowed:
             raise UserError(f"WF-VAE config: {key} is {cfg[key]!r}; allowed: {', '.join(allowed)}")
+    for key, default in DEFAULTS.items():
+        least = 0 if key == "connect_res_layer_num" else 1
+        if type(default) is int and (type(cfg[key]) is not int or cfg[key] < least):
+            raise UserError(f"WF-VAE config: {key} is {cfg[key]!r}; allowed: an integer >= {least}")
     for key in ("scale", "shift"):
-        if len(cfg[key]) != cfg["latent_dim"]:
-            raise UserError(
-                f"WF-VAE config: {key} has {len(cfg[key])} values; latent_dim is {cfg['latent_dim']}"
-            )
+        values = cfg[key]
+        if not isinstance(values, list) or len(values) != cfg["latent_dim"]:
+            raise UserError(f"WF-VAE config: {key} is {shown(values)}; allowed: {cfg['latent_dim']} numbers")
+    if cfg["norm_type"] == "groupnorm":
+        widths = ("base_channels", "encoder_energy_flow_hidden_size", "decoder_energy_flow_hidden_size")
+        for key in widths:
+            if cfg[key] % 32:
+                raise UserError(f"WF-VAE config: {key} is {cfg[key]}; group norm needs a multiple of 32")
     return cfg
 
 
