@@ -1,4 +1,5 @@
-"""Open-Sora Plan tests: ``import oracle`` works from here, offline, on one thread (tiny models)."""
+"""Open-Sora Plan tests: ``import oracle`` (and the diffusers tests' ``diffusers_tiny``) work from here,
+offline, on one thread (tiny models)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(1, os.path.join(os.path.dirname(os.path.dirname(__file__)), "diffusers"))
 
 import pytest  # noqa: E402
 
