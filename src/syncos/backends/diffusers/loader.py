@@ -174,7 +174,7 @@ def load_diffusers_backend(model: str | None = None, *, pipe: Any = None, **sett
 
     from syncos.backends.opensora_plan import backend as opensora_plan
 
-    if pipe is None and opensora_plan.is_opensora_plan(model, settings.get("model_options")):
+    if pipe is None and opensora_plan.is_opensora_plan(model):
         return opensora_plan.load_backend(
             model,
             dtype=dtype,

@@ -35,6 +35,7 @@ PARTS = {
     "text_encoder": "the mT5 encoder (transformers layout)",
     "tokenizer": "the mT5 tokenizer (default: text_encoder's folder when given apart)",
 }
+TOKENIZER_FILES = ("tokenizer.json", "spiece.model", "tokenizer_config.json")
 RELEASE_SCHEDULER = dict(
     prediction_type="v_prediction", rescale_betas_zero_snr=True, timestep_spacing="trailing"
 )
@@ -140,17 +141,17 @@ def _class_name(config: Path) -> str | None:
         return None
 
 
-def is_opensora_plan(model: str | None, options: dict | None) -> bool:
-    """Whether a model setting means Open-Sora Plan v1.3: a folder in its layout, or its parts given apart."""
-    if isinstance(options, dict) and any(options.get(p) for p in ("transformer", "vae", "text_encoder")):
+def is_opensora_plan(model: str | None) -> bool:
+    """Whether a model setting means Open-Sora Plan v1.3: its name (parts given apart in
+    model_options) or a folder in its layout (transformer/config.json naming OpenSoraT2V_v1_3)."""
+    if model == FAMILY:
         return True
-    if not model:
-        return False
-    folder = Path(model).expanduser()
-    return (
-        folder.is_dir()
+    folder = Path(model).expanduser() if model else None
+    return bool(
+        folder
+        and folder.is_dir()
         and not (folder / "model_index.json").exists()
-        and (_class_name(folder / "transformer" / "config.json") == TRANSFORMER_CLASS)
+        and _class_name(folder / "transformer" / "config.json") == TRANSFORMER_CLASS
     )
 
 
@@ -163,12 +164,14 @@ def part_paths(model: str | None, options: dict) -> dict[str, Path]:
         if given is not None and not isinstance(given, str):
             raise UserError(f"model_options.{part} must be a path, got {given!r}")
         path = Path(given).expanduser() if given else (folder / part if folder else None)
-        if part == "tokenizer" and not given and (path is None or not path.is_dir()):
-            path = paths["text_encoder"]  # the hub's mT5 folders hold both
+        fallback = paths.get("text_encoder")  # the hub's mT5 folders hold the tokenizer too
+        if part == "tokenizer" and not given and not (path and path.is_dir()) and fallback:
+            path = fallback if any((fallback / f).is_file() for f in TOKENIZER_FILES) else path
         if path is None or not path.is_dir():
-            where = (
-                f"model folder {model!r} has no {part}/" if folder and not given else f"{path} is no folder"
-            )
+            if given:
+                where = f"model_options.{part} {given!r} is no folder"
+            else:
+                where = f"model folder {model!r} has no {part}/" if folder else f"no model_options.{part}"
             raise UserError(
                 f"{FAMILY}: {where} ({what}); a release folder holds transformer/, vae/, text_encoder/ and "
                 f"tokenizer/, or give the part's path in model_options.{part}"
