@@ -99,6 +99,14 @@ def test_every_method_makes_the_long_video(release, tmp_path):
     assert frames.std() > 1.0  # a decoded video, not a constant
 
 
+def test_the_release_sampling_defaults_apply_unless_set(release):
+    scenario, _, _ = api.prepare({**SCENARIO, "model": str(release)})
+    assert (scenario.sampler_options().steps, scenario.sampler_options().guidance_scale) == (100, 7.5)
+    scenario, _, _ = api.prepare({**SCENARIO, "model": str(release), "sampler": {"steps": 3}})
+    assert (scenario.sampler_options().steps, scenario.sampler_options().guidance_scale) == (3, 7.5)
+    assert scenario.to_dict()["sampler"]["guidance_scale"] == 7.5  # what run.json records
+
+
 def test_cli_generate_from_the_release_folder(release, tmp_path):
     from syncos import cli
 

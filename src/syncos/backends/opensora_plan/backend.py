@@ -65,6 +65,7 @@ class OpenSoraPlanBackend(DiffusersBackend):
     }
     causal_vae = True
     default_fps = 18.0  # the sampling script's
+    sampler_defaults = {"steps": 100, "guidance_scale": 7.5}  # the sampling script's (syncos.api)
     native_frames = 93
 
     @property
