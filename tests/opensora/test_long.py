@@ -97,6 +97,7 @@ def test_every_method_makes_the_long_video(release, tmp_path):
     frames = np.stack(list(backend.decode(gen.latent)))
     assert frames.shape == (backend.video_frames(plan.latent_frames), 16, 16, 3)
     assert frames.std() > 1.0  # a decoded video, not a constant
+    assert backend.preview(gen.latent).shape == (plan.latent_frames, 2, 2, 3)  # latent-size frames
 
 
 def test_the_release_sampling_defaults_apply_unless_set(release):
