@@ -74,17 +74,19 @@ class Attention(nn.Module):
         self.to_v = nn.Linear(kv_dim or dim, inner, bias=bias)
         self.to_out = nn.ModuleList([nn.Linear(inner, dim), nn.Dropout(dropout)])
 
-    def forward(self, x: Tensor, context: Tensor, bias: Tensor | None) -> Tensor:
-        """Cross-attention: x (B, S, dim), context (B, L, kv_dim), bias (B, 1, 1, L) added to the scores."""
-        b, s, _ = x.shape
-        q, k, v = (
-            p(y).reshape(b, y.shape[1], self.heads, -1)
-            for p, y in ((self.to_q, x), (self.to_k, context), (self.to_v, context))
-        )
-        out = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=bias
-        )
-        return self.to_out[1](self.to_out[0](out.transpose(1, 2).reshape(b, s, -1)))
+    def project(self, x: Tensor, context: Tensor | None = None, rope=None) -> tuple[Tensor, Tensor, Tensor]:
+        """(q, k, v), each (B, tokens, heads * d); ``rope`` rotates q and k (self-attention)."""
+        context = x if context is None else context
+        q, k, v = self.to_q(x), self.to_k(context), self.to_v(context)
+        if rope is not None:
+            q, k = (rope(y.unflatten(-1, (self.heads, -1))).flatten(2) for y in (q, k))
+        return q, k, v
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None) -> Tensor:
+        """Softmax attention of projected tokens, ``bias`` (B, 1, 1, keys) added to the scores; out proj."""
+        q, k, v = (y.unflatten(-1, (self.heads, -1)).transpose(1, 2) for y in (q, k, v))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias).transpose(1, 2).flatten(2)
+        return self.to_out[1](self.to_out[0](out))
 
 
 class Block(nn.Module):
@@ -107,29 +109,26 @@ class Block(nn.Module):
         self.ff = FeedForward(dim, dropout=drop, activation_fn=cfg.activation_fn)
         self.scale_shift_table = nn.Parameter(torch.randn(6, dim) / dim**0.5)
 
-    def forward(self, x: Tensor, text: Tensor, mod: Tensor, self_bias: Tensor, text_bias: Tensor | None, qkv):
+    def forward(
+        self, x: Tensor, text: Tensor, mod: Tensor, self_bias: Tensor, text_bias: Tensor | None, rope
+    ):
         """x (B, S, dim); mod (B, 6, dim); self_bias (B, 1, 1, S + padding); text_bias (B, 1, 1, L)."""
         shift_sa, scale_sa, gate_sa, shift_ff, scale_ff, gate_ff = (self.scale_shift_table[None] + mod).chunk(
             6, dim=1
         )
-        x = x + gate_sa * self._self_attention(self.norm1(x) * (1 + scale_sa) + shift_sa, self_bias, qkv)
-        x = x + self.attn2(x, text, text_bias)
+        x = x + gate_sa * self._self_attention(self.norm1(x) * (1 + scale_sa) + shift_sa, self_bias, rope)
+        x = x + self.attn2.attend(*self.attn2.project(x, text), text_bias)
         return x + gate_ff * self.ff(self.norm2(x) * (1 + scale_ff) + shift_ff)
 
-    def _self_attention(self, h: Tensor, bias: Tensor, qkv) -> Tensor:
+    def _self_attention(self, h: Tensor, bias: Tensor, rope) -> Tensor:
         s, n = h.shape[1], self.n
-        q, k, v = qkv(h, self.attn1)  # RoPE by position, before any regrouping
-        if self.sparse:
-            pad = (-s) % (n * n)
-            q, k, v = (skiparse(F.pad(y, (0, 0, 0, pad)), n, self.group) for y in (q, k, v))
-            bias = skiparse(bias[:, 0, 0, :, None], n, self.group)[..., 0][:, None, None]
-        else:
-            bias = bias[..., :s]
-        q, k, v = (y.unflatten(-1, (self.attn1.heads, -1)).transpose(1, 2) for y in (q, k, v))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias).transpose(1, 2).flatten(2)
-        if self.sparse:
-            out = unskiparse(out, n, self.group)[:, :s]
-        return self.attn1.to_out[1](self.attn1.to_out[0](out))
+        q, k, v = self.attn1.project(h, rope=rope)  # RoPE by position, before any regrouping
+        if not self.sparse:
+            return self.attn1.attend(q, k, v, bias[..., :s])
+        pad = (-s) % (n * n)
+        q, k, v = (skiparse(F.pad(y, (0, 0, 0, pad)), n, self.group) for y in (q, k, v))
+        bias = skiparse(bias[:, 0, 0, :, None], n, self.group)[..., 0][:, None, None]
+        return unskiparse(self.attn1.attend(q, k, v, bias), n, self.group)[:, :s]
 
 
 class OpenSoraPlanTransformer(ModelMixin, ConfigMixin):
@@ -228,13 +227,11 @@ class OpenSoraPlanTransformer(ModelMixin, ConfigMixin):
         grid = (t, h, w)
         scale = (cfg.interpolation_scale_t, cfg.interpolation_scale_h, cfg.interpolation_scale_w)
 
-        def qkv(y: Tensor, attn: Attention) -> tuple[Tensor, Tensor, Tensor]:
-            q, k, v = (proj(y) for proj in (attn.to_q, attn.to_k, attn.to_v))
-            q, k = (rope_3d(z.unflatten(-1, (attn.heads, -1)), grid, scale).flatten(2) for z in (q, k))
-            return q, k, v
+        def rope(y: Tensor) -> Tensor:
+            return rope_3d(y, grid, scale)
 
         for block in self.transformer_blocks:
-            tokens = block(tokens, text, mod, self_bias, text_bias, qkv)
+            tokens = block(tokens, text, mod, self_bias, text_bias, rope)
 
         shift, scale_out = (self.scale_shift_table[None] + embedded[:, None]).chunk(2, dim=1)
         out = self.proj_out(self.norm_out(tokens) * (1 + scale_out) + shift)  # (B, S, p p C)
