@@ -30,6 +30,7 @@ def test_steps_equal_the_scheduler():
     shape = (2, 3, 4, 4)
     sample = torch.randn(shape, generator=g_ref) * sched.init_noise_sigma
     x = torch.randn(shape, generator=g_ours)
+    torch.manual_seed(0)
     model = torch.nn.Conv2d(3, 3, 1)
     for k, t in enumerate(sched.timesteps):
         v_ref = model(sched.scale_model_input(sample, t)).detach()
@@ -37,7 +38,10 @@ def test_steps_equal_the_scheduler():
         x0, eps = to_x0_eps(model(x).detach(), x, float(grid.alpha[k]), float(grid.sigma[k]), "v")
         x, history = step(EULER_ANCESTRAL, grid, k, x, x0, eps, History(), generator=g_ours)
         scale = math.sqrt(float(sched.sigmas[k + 1]) ** 2 + 1)  # VE sample -> VP latent
-        assert float(((sample / scale) - x).abs().max() / x.abs().max()) < 1e-5, k
+        err = float(((sample / scale) - x).abs().max() / x.abs().max())
+        # the scheduler's float32 VE sample starts at sigma = 4096 (absolute rounding ~2e-4 there):
+        # its first steps carry ~1e-5 of its own rounding, which later steps shrink (~5e-7 at the end)
+        assert err < (3e-5 if k < 2 else 1e-5), (k, err)
         assert history == History()
     # the same draws in the same order; the scheduler also draws at its last step (times sigma_up = 0)
     torch.randn(shape, generator=g_ours)
