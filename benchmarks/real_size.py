@@ -55,6 +55,8 @@ def build_real(name: str, device: str, dtype: torch.dtype, layers: int | None = 
     from syncos.backends.diffusers import load_diffusers_backend
 
     cfg = json.loads(CONFIGS.read_text())[name]
+    if cfg["pipeline"] == "OpenSoraPlan":
+        return build_opensora_plan(cfg, device, dtype, layers, size)
 
     def make(part: str):
         c = {k: v for k, v in cfg[part].items() if k != "_class_name"}
@@ -83,6 +85,36 @@ def build_real(name: str, device: str, dtype: torch.dtype, layers: int | None = 
     if name == "cogvideox-2b":
         options.pop("native_frames")  # CogVideoX reads it from the transformer config
     return load_diffusers_backend(None, pipe=pipe, height=h, width=w, model_options=options)
+
+
+def build_opensora_plan(cfg: dict, device: str, dtype: torch.dtype, layers: int | None, size):
+    """Open-Sora Plan v1.3 from its configs (not a diffusers pipeline), random weights and embeddings."""
+    import diffusers
+    from syncos.backends.opensora_plan.backend import OpenSoraPlanBackend, OpenSoraPlanModules
+    from syncos.backends.opensora_plan.transformer import OpenSoraPlanTransformer
+    from syncos.backends.opensora_plan.wfvae import WFVAE
+
+    config = {k: v for k, v in cfg["transformer"].items() if k != "_class_name"}
+    if layers:
+        config["num_layers"] = layers
+    with torch.device(device):
+        transformer = OpenSoraPlanTransformer.from_config(config).to(dtype).eval()
+        vae = WFVAE({k: v for k, v in cfg["vae"].items() if k != "_class_name"}).to(dtype).eval()
+    sched = cfg["scheduler"]
+    scheduler = getattr(diffusers, sched["_class_name"])(**{k: v for k, v in sched.items() if k[0] != "_"})
+    h, w = size or cfg["size"]
+    options = {**cfg["model_options"], "native_frames": cfg["native_frames"]}
+    modules = OpenSoraPlanModules(transformer, vae, None, None, scheduler)
+    backend = OpenSoraPlanBackend(modules, height=h, width=w, fps=None, model_options=options)
+    dim = cfg["text"]["dim"]
+
+    def encode(prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(len(prompts))
+        states = torch.randn(len(prompts), backend.max_sequence_length, dim, generator=g).to(device, dtype)
+        return states, torch.ones(states.shape[:2], dtype=torch.long, device=device)
+
+    backend._encode_uncached = encode
+    return backend
 
 
 def build_tiny(name: str):
@@ -167,7 +199,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--tiny", action="store_true", help="the tiny test models (default without CUDA)")
-    p.add_argument("--models", nargs="+", default=list(TINY), choices=list(TINY))
+    names = list(json.loads(CONFIGS.read_text()))
+    p.add_argument("--models", nargs="+", default=list(TINY), choices=names)
     p.add_argument("--methods", nargs="+", default=["codenoise", "syncos"])
     p.add_argument("--mults", nargs="+", type=int, default=[1, 4, 10], help="lengths, in native clips")
     p.add_argument("--steps", type=int, default=2)
@@ -184,6 +217,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     tiny = args.tiny or (args.device == "cpu" and not (args.layers or args.size))
     dtype = DTYPES[args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")]
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    if tiny and set(args.models) - set(TINY):
+        p.error(f"no tiny model for {', '.join(sorted(set(args.models) - set(TINY)))}; use --layers / --size")
     rows = []
     for name in args.models:
         size = tuple(int(v) for v in args.size.split("x")) if args.size else None

@@ -145,6 +145,14 @@ def check_fits(scenario: Scenario, backend: Backend) -> None:
         )
 
 
+def with_model_defaults(scenario: Scenario, backend: Backend) -> Scenario:
+    """The backend's own sampling defaults (``sampler_defaults``: Open-Sora Plan's release samples
+    100 steps at CFG 7.5) for the sampler keys the scenario leaves out; run.json records them."""
+    given = scenario.options
+    defaults = {k: v for k, v in getattr(backend, "sampler_defaults", {}).items() if k not in given}
+    return dataclasses.replace(scenario, options={**defaults, **given}) if defaults else scenario
+
+
 def prepare(
     scenario: Scenario | Mapping[str, Any] | str | Path,
     *,
@@ -158,6 +166,7 @@ def prepare(
         scenario = load_scenario(source, overrides)
     if backend is None:
         backend = load_backend(scenario.model, pipe=pipe, **scenario.model_settings())
+    scenario = with_model_defaults(scenario, backend)
     check_fits(scenario, backend)
     plan = make_plan(scenario, backend)
     backend.encode(list(plan.prompts))  # a prompt the model cannot take fails now, not mid-run

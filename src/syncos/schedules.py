@@ -19,6 +19,17 @@ Prediction = Literal["eps", "v", "x0", "flow"]
 PREDICTIONS: tuple[str, ...] = ("eps", "v", "x0", "flow")
 
 
+# diffusers' Euler schedulers store zero terminal SNR as alphas_cumprod = 2^-24 so that their first
+# sigma is finite: alpha = 2^-12 there stands for 0. Only that value is read so (to float32's
+# round trip): a flow grid's first alpha of ~1e-4 is a real, if faint, signal and stays one.
+EULER_ZERO_SNR_ALPHA = 2.0**-12
+
+
+def no_signal(alpha: float) -> bool:
+    """Whether a step is the zero-SNR one: alpha = 0, or the Euler schedulers' 2^-12 stand-in for it."""
+    return alpha <= 0 or abs(alpha / EULER_ZERO_SNR_ALPHA - 1) < 1e-5
+
+
 @dataclass(frozen=True)
 class Grid:
     """The sampling steps: step k goes from (alpha[k], sigma[k]) to (alpha_next[k], sigma_next[k])."""

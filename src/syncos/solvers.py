@@ -3,12 +3,14 @@
 A stock pipeline hands its model output to a stateful diffusers scheduler. Samplers here fuse
 chunk estimates into one long (x0, eps) per step and then apply the same rule statelessly on the
 fused latent: DDIM with eta = 0 (the Euler step for flow matching), UniPC's multistep
-predictor-corrector (the scheduler Wan ships) or DPM-Solver++ 2M (Sana-Video's), written in x0
+predictor-corrector (the scheduler Wan ships), DPM-Solver++ 2M (Sana-Video's), written in x0
 ("data prediction") form with the history of earlier estimates carried explicitly in a
-:class:`History` value.
+:class:`History` value, or the ancestral Euler step (Open-Sora Plan's), which adds fresh noise
+drawn from the run's generator.
 
 A multistep rule is only valid along an ODE trajectory. Where a sampler leaves it (SynCoS's
-stage-2 re-noising), the step is first order and the history starts again.
+stage-2 re-noising), the step is first order and the history starts again. The ancestral step
+is one-step already and uses only (x0, eps): it applies unchanged there, fresh noise included.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ class Solver:
     """A step rule; the defaults are DDIM.
 
     ``unipc`` mirrors UniPCMultistepScheduler(predict_x0=True), ``dpmsolver++`` mirrors
-    DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order <= 2).
+    DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order <= 2),
+    ``euler_ancestral`` mirrors EulerAncestralDiscreteScheduler (eta 1).
     """
 
-    name: str = "ddim"  # "ddim", "unipc" or "dpmsolver++"
+    name: str = "ddim"  # "ddim", "unipc", "dpmsolver++" or "euler_ancestral"
     order: int = 1
     variant: str = "bh2"  # UniPC's B(h): "bh1" / "bh2"; DPM-Solver++'s "midpoint" / "heun"
     corrector: bool = True  # UniC after each network evaluation
@@ -38,14 +41,15 @@ class Solver:
     euler_at_final: bool = False  # DPM-Solver++: the last step first order (also when it ends at sigma 0)
 
     def describe(self) -> str:
-        if self.name == "ddim":
-            return "ddim"
+        if self.name in ("ddim", "euler_ancestral"):
+            return self.name
         if self.name == "dpmsolver++":
             return f"dpmsolver++-{self.variant} order {self.order}"
         return f"unipc-{self.variant} order {self.order}" + ("" if self.corrector else " without corrector")
 
 
 DDIM = Solver()
+EULER_ANCESTRAL = Solver("euler_ancestral")
 
 
 @dataclass(frozen=True)
@@ -112,13 +116,19 @@ def step(
     eps: torch.Tensor,
     history: History | None = None,
     ode: bool = True,
+    generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, History]:
     """The latent at grid point k + 1 from x at point k and its estimate (x0, eps).
 
     ``ode=False`` marks an estimate that is not the model's at x (a re-noised one): the step is
-    then DDIM's and the multistep history is dropped.
+    then DDIM's and the multistep history is dropped (the ancestral step stays ancestral).
+    ``generator`` (CPU) draws the ancestral step's noise.
     """
     a_next, s_next = float(grid.alpha_next[k]), float(grid.sigma_next[k])
+    if solver.name == "euler_ancestral":
+        return _euler_ancestral(
+            float(grid.alpha[k]), float(grid.sigma[k]), a_next, s_next, x0, eps, generator
+        )
     if solver.name == "ddim" or not ode:
         return a_next * x0 + s_next * eps, History()
     h = history or History()
@@ -150,3 +160,20 @@ def _dpm(solver: Solver, n: int, k: int, x, x0, h: History, a_t: float, s_t: flo
     if solver.variant == "heun":
         return x_t + (a_t * (phi / hh + 1.0)) * d1
     return x_t - (0.5 * a_t * phi) * d1
+
+
+def _euler_ancestral(a: float, s: float, a_next: float, s_next: float, x0, eps, generator):
+    """EulerAncestralDiscreteScheduler's step, in VP form.
+
+    With VE sigmas v = s / a, it goes from v to v_down = v_to^2 / v along the ODE and adds noise
+    v_up = sqrt(v_to^2 - v_down^2): x' = a' (x0 + v_down eps + v_up z), z ~ N(0, 1) drawn once per
+    step (none at the last step, where v_to = 0) with the shape of x, as the scheduler draws it.
+    """
+    v, v_to = s / a, s_next / a_next
+    up = math.sqrt(max(v_to**2 * (v**2 - v_to**2) / v**2, 0.0))
+    down = math.sqrt(max(v_to**2 - up**2, 0.0))
+    x_next = a_next * x0 + (a_next * down) * eps
+    if up > 0:
+        z = torch.randn(x0.shape, generator=generator, dtype=torch.float32).to(x0.device, x0.dtype)
+        x_next = x_next + (a_next * up) * z
+    return x_next, History()

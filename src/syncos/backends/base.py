@@ -9,7 +9,8 @@ Latents handled by the samplers have no batch axis: one long latent has ``latent
 with its frames on ``frame_axis``. Chunks are stacked on a new leading axis.
 
 Optional attributes: ``latent_std`` (the standard deviation of clean latents, 1.0 if absent: the
-unit SynCoS's step size is given in), ``per_frame_timesteps``, ``threads``, ``solver``.
+unit SynCoS's step size is given in), ``per_frame_timesteps``, ``threads``, ``solver``,
+``sampler_defaults`` (sampler keys, e.g. steps, a scenario gets unless it sets them).
 """
 
 from __future__ import annotations

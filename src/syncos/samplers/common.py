@@ -181,22 +181,22 @@ class Run:
         history: History | None,
         ode: bool = True,
     ) -> tuple[torch.Tensor, History]:
-        """The next latent by the backend's solver (``syncos.solvers``).
+        """The next latent by the backend's solver (``syncos.solvers``); any noise from the run's generator.
 
         ode=False: (x0, eps) is not the model's estimate at x (re-noised); the step is first order.
         """
         if not ode and self.solver.order > 1:
             self.first_order.append(k)
-        return step(self.solver, self.grid, k, x, x0, eps, history, ode)
+        return step(self.solver, self.grid, k, x, x0, eps, history, ode, self.generator)
 
     def report(self, k: int, t: float, x0: torch.Tensor) -> None:
         if self.callback is not None and self.callback(Step(k, len(self.grid), t, x0)) is False:
             raise Cancelled(f"cancelled after step {k + 1} of {len(self.grid)}")
 
     def result(self, latent: torch.Tensor, first_order: str = "") -> SampleResult:
-        """The sampler's output; ``first_order`` says why it never used a multistep solver, if so."""
+        """The sampler's output; ``first_order`` says why it never used the model's solver, if so."""
         text = self.solver.describe()
-        if self.solver.order > 1 and first_order:
+        if self.solver.name != "ddim" and first_order:
             text = f"ddim ({first_order}; the model's solver is {text})"
         elif self.first_order:
             text += f"; first order at {len(self.first_order)} of {len(self.grid)} steps (re-noised there)"

@@ -26,10 +26,11 @@ depend on whatever its schedule calls the step; the default bound is the paper's
 CogVideoX's schedule, so on CogVideoX the default is the paper's window exactly. (A resolution
 term, + log(h w) for h x w latent positions, was measured and not adopted: docs/syncos.md.)
 
-Steps with alpha = 0 (t = 999 under zero terminal SNR) are never synchronised unless
-``zero_snr: true``: there the model's score carries no signal and the update is pure repulsion
-between noise crops; the paper's reported 2.6x cost equals 50 steps plus four (not five) CSD
-steps of 20 iterations, i.e. it skipped that step too.
+Steps with alpha = 0 (t = 999 under zero terminal SNR, or diffusers' Euler schedulers' stand-in
+alpha = 2^-12 there: ``schedules.no_signal``) are never synchronised unless ``zero_snr: true``:
+there the model's score carries no signal and the update is pure repulsion between noise crops;
+the paper's reported 2.6x cost equals 50 steps plus four (not five) CSD steps of 20 iterations,
+i.e. it skipped that step too.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from syncos.samplers.common import (
     fuse_chunks,
 )
 from syncos.samplers.csd import stein_direction
+from syncos.schedules import no_signal
 from syncos.timeline import Plan
 
 CHOICES = {
@@ -165,8 +167,8 @@ def log_snr(alpha: float, sigma: float) -> float:
 
 
 def in_window(opts: SynCoSOptions, t: float, alpha: float, sigma: float) -> bool:
-    """Whether stage 2 runs at this step (alpha = 0 steps only with ``zero_snr``)."""
-    if alpha <= 0:
+    """Whether stage 2 runs at this step (zero-SNR steps only with ``zero_snr``)."""
+    if no_signal(alpha):
         return opts.zero_snr
     if opts.t_min is not None:
         return t > opts.t_min
@@ -175,7 +177,7 @@ def in_window(opts: SynCoSOptions, t: float, alpha: float, sigma: float) -> bool
 
 def synced_step(opts: SynCoSOptions, t: float, alpha: float, sigma: float) -> bool:
     """Whether stage 2 runs at this step: inside the window, or, stage 2 only, wherever there is signal."""
-    return in_window(opts, t, alpha, sigma) if opts.stage1 else alpha > 0 or opts.zero_snr
+    return in_window(opts, t, alpha, sigma) if opts.stage1 else not no_signal(alpha) or opts.zero_snr
 
 
 def first_forward_free(opts: SynCoSOptions, sigma: float, all_chunks: bool) -> bool:

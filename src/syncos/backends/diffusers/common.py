@@ -18,7 +18,7 @@ import torch
 from syncos.backends.diffusers.decode import tiled_decode
 from syncos.errors import UserError
 from syncos.schedules import FlowSchedule, Grid, VPSchedule, X0Limit, _check_steps
-from syncos.solvers import DDIM, Solver
+from syncos.solvers import DDIM, EULER_ANCESTRAL, Solver
 
 PREDICTION_TYPES = {"epsilon": "eps", "v_prediction": "v", "sample": "x0", "flow_prediction": "flow"}
 
@@ -34,6 +34,7 @@ COMMON_OPTIONS: dict[str, str] = {
 # Scheduler classes whose step rule syncos reproduces, and the rule.
 DDIM_SCHEDULERS = ("DDIMScheduler", "CogVideoXDDIMScheduler", "FlowMatchEulerDiscreteScheduler")
 UNIPC, DPM = "UniPCMultistepScheduler", "DPMSolverMultistepScheduler"
+EULER_A = "EulerAncestralDiscreteScheduler"
 
 
 def scheduler_solver(scheduler: Any, choice: str | None) -> tuple[Solver, X0Limit | None]:
@@ -82,6 +83,8 @@ def scheduler_solver(scheduler: Any, choice: str | None) -> tuple[Solver, X0Limi
                 euler_at_final=bool(cfg.get("euler_at_final", False)),
             )
             return solver, limit
+    elif name == EULER_A:
+        return EULER_ANCESTRAL, limit
     elif name not in DDIM_SCHEDULERS:
         differs = "its step rule"
     elif cfg.get("stochastic_sampling"):
@@ -91,8 +94,9 @@ def scheduler_solver(scheduler: Any, choice: str | None) -> tuple[Solver, X0Limi
     if differs:
         raise UserError(
             f"the pipeline's {name} is not reproduced ({differs} differs from syncos's DDIM/Euler and "
-            "UniPC / DPM-Solver++ steps); for results equal to stock load it with DDIMScheduler, "
-            "FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler or DPMSolverMultistepScheduler, or set "
+            "UniPC / DPM-Solver++ / ancestral Euler steps); for results equal to stock load it with "
+            "DDIMScheduler, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler, "
+            "DPMSolverMultistepScheduler or EulerAncestralDiscreteScheduler, or set "
             "model_options.solver: ddim to take DDIM steps on its noise schedule"
         )
     return DDIM, limit
@@ -131,7 +135,7 @@ def vp_schedule_from_config(config: Any) -> VPSchedule:
 
 @dataclass(frozen=True)
 class PipelineVPSchedule(VPSchedule):
-    """A VP schedule on a multistep scheduler's own grid (UniPC's, DPM-Solver's): its timesteps, sigmas.
+    """A VP schedule on a scheduler's own grid (UniPC, DPM-Solver, ancestral Euler): its timesteps, sigmas.
 
     DDIM steps from t to t - T/steps; these step to their next grid timestep, with their own
     spacing and terminal sigma, so the sampling points are read from a private copy of the scheduler.
@@ -260,7 +264,7 @@ class DiffusersBackend:
         self._rgb: tuple[torch.Tensor, torch.Tensor] | None = None  # preview(): the fitted map
         self._setup()
         self.solver, self.x0_limit = scheduler_solver(self.pipe.scheduler, self.options.get("solver"))
-        if type(self.pipe.scheduler).__name__ in (UNIPC, DPM) and type(self.schedule) is VPSchedule:
+        if type(self.pipe.scheduler).__name__ in (UNIPC, DPM, EULER_A) and type(self.schedule) is VPSchedule:
             s = self.schedule
             self.schedule = PipelineVPSchedule(
                 s.alphas_cumprod,

@@ -51,7 +51,8 @@ SETTINGS = (
 
 
 def supported() -> str:
-    return ", ".join(f"{fam} ({cls})" for cls, (fam, _, _) in FAMILIES.items())
+    listed = ", ".join(f"{fam} ({cls})" for cls, (fam, _, _) in FAMILIES.items())
+    return f"{listed}, opensora-plan-v1.3 (a folder in the release's layout)"
 
 
 def _offline() -> bool:
@@ -113,8 +114,9 @@ def _pipeline_class(model: str) -> str:
         index = path / "model_index.json"
         if not index.is_file():
             raise UserError(
-                f"model folder {model!r} is not a diffusers video pipeline (no model_index.json); "
-                f"save one with pipe.save_pretrained(folder). Supported: {supported()}"
+                f"model folder {model!r} is not a diffusers video pipeline (no model_index.json; save one "
+                "with pipe.save_pretrained(folder)) nor an Open-Sora Plan v1.3 folder (transformer/ with an "
+                f"OpenSoraT2V_v1_3 config.json, vae/, text_encoder/, tokenizer/). Supported: {supported()}"
             )
         try:
             name = json.loads(index.read_text()).get("_class_name")
@@ -170,6 +172,15 @@ def load_diffusers_backend(model: str | None = None, *, pipe: Any = None, **sett
     dtype = DTYPES.get(dtype_name) if dtype_name else None
     device = _device(settings.get("device"))
 
+    from syncos.backends.opensora_plan import backend as opensora_plan
+
+    if pipe is None and opensora_plan.is_opensora_plan(model):
+        return opensora_plan.load_backend(
+            model,
+            dtype=dtype,
+            device=device,
+            **{k: v for k, v in settings.items() if k not in ("dtype", "device")},
+        )
     if pipe is None:
         if not model:
             raise UserError(f"no model given; name a diffusers model id or folder ({supported()})")
