@@ -117,14 +117,36 @@ KILLER = textwrap.dedent(
     """
     import os, signal, sys
     from syncos import cli
-    at = int(sys.argv[1])
-    def progress(self, step):  # SIGKILL: no handler, no flush, no cleanup, as a crash
-        if step.index == at:
+    where, at = sys.argv[1].split(":")  # SIGKILL: no handler, no flush, no cleanup, as a crash
+    def progress(self, step):  # "step:K": after step K's callback
+        if where == "step" and step.index == int(at):
             os.kill(os.getpid(), signal.SIGKILL)
+    renames, replace = [], os.replace
+    def rename(src, dst):  # "rename:N": the N-th rename, the temporary file written and synced
+        renames.append(dst)
+        if where == "rename" and len(renames) == int(at):
+            os.kill(os.getpid(), signal.SIGKILL)
+        replace(src, dst)
     cli._Progress.__call__ = progress
+    os.replace = rename
     sys.exit(cli.main(sys.argv[2:]))
     """
 )
+
+
+def killed_run(tmp_path: Path, data: dict, where: str, *args: str) -> tuple[Path, Path]:
+    """The command line run in a child process that SIGKILLs itself at ``where`` (see KILLER)."""
+    path, out = write(tmp_path, data), tmp_path / "out"
+    threads = str(torch.get_num_threads())  # the same arithmetic as here
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER, where, "generate", str(path), "-o", str(out), "-q", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    return path, out
 
 
 @pytest.mark.parametrize("method", list(SAMPLER))
@@ -134,17 +156,7 @@ def test_sigkill_at_a_step_then_resume_is_bit_identical(tmp_path, capsys, method
 
     Kills: a resume that redoes or skips a step, a generator not restored, counts not carried."""
     data = scenario(method)
-    path, out = write(tmp_path, data), tmp_path / "out"
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": str(torch.get_num_threads()),
-        "PYTHONPATH": os.pathsep.join(sys.path),
-    }
-    args = [str(path), "-o", str(out), "-q", "--checkpoint-every", "3"]
-    proc = subprocess.run(
-        [sys.executable, "-c", KILLER, "4", "generate", *args], env=env, capture_output=True, text=True
-    )
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    path, out = killed_run(tmp_path, data, "step:4", "--checkpoint-every", "3")
     assert saved_step(out) == 2 and not (out / "video.mp4").exists()
 
     assert main(["generate", str(path), "-o", str(out), "--resume", "--save-latent"]) == 0
@@ -301,6 +313,22 @@ def test_death_at_each_write_point_then_resume_is_bit_identical(tmp_path, monkey
     partial.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{torn")  # what a kill mid-write leaves
     got = resume_in_process(out, data)
     assert torch.equal(got.latent, ref.latent) and got.nfe == ref.nfe, point
+
+
+def test_sigkill_inside_a_write_leaves_the_previous_step_and_a_partial_file(tmp_path, capsys):
+    """A real crash between the write of the temporary file and its rename (the 3rd write: step
+    3): the file holds step 2, the partial file is left beside it, and the resume ignores it,
+    ends bit-identical and removes it.
+
+    Kills: a resume that reads or trips over the partial file, or leaves it behind; a rename
+    before the data is complete (the file would hold step 3)."""
+    data = scenario("syncos")
+    path, out = killed_run(tmp_path, data, "rename:3", "--checkpoint-every", "1")
+    assert saved_step(out) == 1 and io.partial_path(out / checkpoint.FILE).is_file()
+    assert main(["generate", str(path), "-o", str(out), "--resume", "--save-latent"]) == 0
+    assert "resuming after step 2 of 12" in capsys.readouterr().err
+    assert torch.equal(load_file(str(out / "latent.safetensors"))["latent"], reference(data).latent)
+    assert sorted(p.name for p in out.iterdir()) == ["latent.safetensors", "run.json", "video.mp4"]
 
 
 @pytest.mark.parametrize("keep", [7, 40, 0.5, 0.9, 0.999])
