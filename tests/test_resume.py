@@ -379,6 +379,15 @@ def _latent_of_another_shape(meta, tensors):
         (lambda m, t: m.update(total=7), "the checkpoint's loop has 7 steps, this run's 12"),
         (_latent_of_another_shape, "its x is ((3, 3), torch.float32), this run's ((3, 12, 32, 32), torch"),
         (lambda m, t: m["values"].pop("history"), "it holds ['x'], this sampler's loop ['history', 'x']"),
+        (
+            lambda m, t: m["values"].update(history={"value": 5}),
+            "its history is int, this run's None or History",
+        ),
+        (lambda m, t: m["values"].update(history={"type": "History", "fields": []}), "cannot be read ("),
+        (
+            lambda m, t: m["values"].update(history={"type": "Popen", "fields": {}}),
+            "unknown state type 'Popen'",
+        ),
     ],
 )
 def test_a_checkpoint_whose_parts_disagree_is_refused_with_one_line(tmp_path, capsys, edit, message):

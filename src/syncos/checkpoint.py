@@ -244,7 +244,7 @@ class Checkpoint:
             if text is None:
                 raise ValueError(f"no {KEY!r} metadata in its header")
             self.saved = _state(json.loads(text), raw)
-        except (OSError, ValueError, KeyError, TypeError, SafetensorError) as e:
+        except (OSError, ValueError, LookupError, TypeError, AttributeError, SafetensorError) as e:
             if isinstance(e, Refused):
                 raise
             raise Refused(

@@ -220,11 +220,15 @@ class Run:
         if set(saved.values) != set(state):
             _refuse(f"it holds {sorted(saved.values)}, this sampler's loop {sorted(state)}")
         for k, v in state.items():
+            got = saved.values[k]
             if isinstance(v, (torch.Tensor, Fresh)):
-                want, got = (tuple(v.shape), v.dtype), saved.values[k]
+                want = (tuple(v.shape), v.dtype)
                 have = (tuple(got.shape), got.dtype) if isinstance(got, torch.Tensor) else type(got).__name__
                 if have != want:
                     _refuse(f"its {k} is {have}, this run's {want}")
+            elif not (isinstance(got, type(v)) if v is not None else got is None or isinstance(got, History)):
+                want = type(v).__name__ if v is not None else "None or History"
+                _refuse(f"its {k} is {type(got).__name__}, this run's {want}")
         self.generator.set_state(saved.rng)
         self.counter.nfe, self.counter.seconds = dict(saved.nfe), dict(saved.seconds)
         self.first_order = list(saved.first_order)
