@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from syncos import distributed, threads
+from syncos import __version__, distributed, threads
 from syncos.backends import Backend, load_backend
 from syncos.errors import UserError
 from syncos.io import output_folder, write_json, write_video
@@ -210,13 +210,19 @@ def generate(
     )
 
 
-def versions() -> dict[str, str]:
+PACKAGES = ("syncos", "torch", "numpy", "diffusers", "transformers")  # what a run's numbers depend on
+
+
+def versions(absent: str | None = None) -> dict[str, str]:
+    """Python's and each package's version; a package not installed is left out, or ``absent``."""
     out = {"python": platform.python_version()}
-    for name in ("syncos", "torch", "numpy", "diffusers", "transformers"):
+    for name in PACKAGES:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            pass
+            version = __version__ if name == "syncos" else absent  # syncos run from its source tree
+            if version is not None:
+                out[name] = version
     return out
 
 

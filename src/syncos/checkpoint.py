@@ -1,9 +1,26 @@
-"""Resumable runs: a sampler's state after a step, kept in the output folder.
+"""Resumable runs: a sampler's state after a step, kept in one file in the output folder.
 
-``OUTDIR/checkpoint.safetensors`` holds the tensors (the sampler's loop state and the noise
-generator's state, a uint8 tensor); ``OUTDIR/checkpoint.json`` holds the step, the network
-evaluation counts so far, and the fingerprint of the run (its resolved scenario and the syncos
-and torch versions) that a resume must match. Both are replaced atomically; no pickle.
+``OUTDIR/checkpoint.safetensors`` holds the sampler's loop state and the noise generator's state
+(a uint8 tensor) as tensors and, in its header's metadata (key ``syncos.checkpoint``, JSON), the
+step, the loop's length, the network evaluation counts so far and the fingerprint a resume must
+match: the resolved scenario, the versions of Python, syncos, torch, numpy, diffusers and
+transformers ("absent" if not installed), and the device and dtype the model resolved to. One
+file, so the step cannot come from another write than the tensors. It is written beside itself,
+fsync'd, renamed over the old one and the folder fsync'd (``syncos.io.atomic_path``): a crash at
+any moment leaves the previous checkpoint or the new one. A resume refuses with one line
+(:class:`Refused`) a file that is truncated or corrupt, lacks the metadata, names a step outside
+the loop, tensors that are not there or not described, or a state the sampler does not hold; no
+pickle. Step -1 is the state before the loop's first step, when building it was costly work worth
+keeping (FIFO's base clip).
+
+When: every ``minutes`` of sampling (a 10x Wan-1.3B video's state is about 400 MB: writing it
+every step would cost more than it saves), every ``every`` steps if asked, at the end of a stage
+(FIFO's base clip, the last step), and when the run stops early: SIGINT, SIGTERM, a cancel from
+the progress callback or any error write the newest completed step, kept in memory in between.
+
+``checkpoint.json`` beside the tensors is what syncos 0.1 wrote before this format (format 1, two
+files that a crash between their writes left disagreeing): a resume refuses it with one line; a
+run without --resume replaces it.
 
 A sampler needs two hooks, both on :class:`syncos.samplers.common.Run`: ``run.resume(**state)``
 before its loop (returns the first step and the state, restored if a checkpoint matched) and
@@ -23,7 +40,8 @@ import json
 import math
 import signal
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,23 +51,36 @@ import torch
 from syncos import distributed
 from syncos.errors import UserError, first_line
 
-TENSORS, META = "checkpoint.safetensors", "checkpoint.json"
-DEFAULT_EVERY = 1  # steps; a write costs milliseconds, a real model's step seconds to minutes
-FORMAT = 1
+FILE, LEGACY = "checkpoint.safetensors", "checkpoint.json"
+KEY = "syncos.checkpoint"  # the header metadata entry that holds the JSON part
+FORMAT = 2
+DEFAULT_MINUTES = 5.0
+RUNTIME = ("device", "dtype")  # fingerprint entries known once the model is loaded (resolve())
 _RNG = "rng"  # tensor name of the generator state; the loop's tensors are "state.<name>[.<field>...]"
+START_OVER = "rerun without --resume to start over"
+
+
+class Refused(UserError):
+    """A checkpoint that cannot be resumed by this run; it is left in place."""
 
 
 @dataclass
 class State:
     """What a run needs to continue after ``step``: its loop values, generator, counts and notes."""
 
-    step: int  # the last completed step
+    step: int  # the last completed step; -1: the loop's initial state (see the module docstring)
     total: int
     values: dict[str, Any]  # tensors, None, numbers, lists/tuples and dataclasses of them (History)
     rng: torch.Tensor
     nfe: dict[str, int]
     seconds: dict[str, float]
     first_order: list[int] = field(default_factory=list)
+    fingerprint: dict[str, Any] = field(default_factory=dict)  # the run's that wrote it (load() only)
+
+
+def progress(step: int, total: int) -> str:
+    """What a saved step means to the user: 'step 4 of 12', or the loop's setup (step -1)."""
+    return f"step {step + 1} of {total}" if step >= 0 else f"the setup before step 1 of {total}"
 
 
 def _flatten(value: Any, key: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -71,18 +102,24 @@ def _flatten(value: Any, key: str, tensors: dict[str, torch.Tensor]) -> Any:
     return {"value": value}  # None, numbers, strings
 
 
-def _unflatten(node: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
+def _unflatten(node: Any, tensors: Mapping[str, torch.Tensor], used: set[str]) -> Any:
+    """The value ``_flatten`` described; the tensor names it takes are added to ``used``."""
     if "tensor" in node:
+        if node["tensor"] not in tensors:
+            raise ValueError(f"tensor {node['tensor']!r} is described but not stored")
+        used.add(node["tensor"])
         return tensors[node["tensor"]]
     if "type" in node:
         from syncos.solvers import History
 
         types = {"History": History}  # the state types a sampler carries
-        return types[node["type"]](**{k: _unflatten(v, tensors) for k, v in node["fields"].items()})
+        if node["type"] not in types:
+            raise ValueError(f"unknown state type {node['type']!r}")
+        return types[node["type"]](**{k: _unflatten(v, tensors, used) for k, v in node["fields"].items()})
     if "items" in node:
-        return tuple(_unflatten(v, tensors) for v in node["items"])
+        return tuple(_unflatten(v, tensors, used) for v in node["items"])
     if "list" in node:
-        return [_unflatten(v, tensors) for v in node["list"]]
+        return [_unflatten(v, tensors, used) for v in node["list"]]
     if "float" in node:
         return float(node["float"])
     return node["value"]
@@ -111,16 +148,28 @@ def _copy(value: Any) -> Any:
 
 
 def fingerprint(scenario_dict: Mapping[str, Any]) -> dict[str, Any]:
-    """What must not change between a run and its resume: the resolved scenario and the versions."""
-    from importlib import metadata
+    """What must not change between a run and its resume: the resolved scenario and the versions.
 
-    import syncos
+    :meth:`Checkpoint.resolve` adds the device and dtype once the model is loaded.
+    """
+    from syncos.api import versions
 
-    try:
-        version = metadata.version("syncos")
-    except metadata.PackageNotFoundError:
-        version = syncos.__version__
-    return {"scenario": dict(scenario_dict), "syncos": version, "torch": torch.__version__}
+    return {"scenario": dict(scenario_dict), **versions(absent="absent")}
+
+
+def runtime(backend: Any) -> dict[str, str]:
+    """The device (type and GPU name, not its index: ranks differ there) and the network's dtype."""
+    device = torch.device(backend.device)
+    where = device.type
+    if device.type == "cuda":
+        where += f" ({torch.cuda.get_device_name(device)})"
+    dtype = getattr(backend, "dtype", None)
+    pipe = getattr(backend, "pipe", None)
+    if dtype is None and pipe is not None:  # diffusers: the denoising network's, else the pipeline's
+        net = getattr(pipe, "transformer", None) or getattr(pipe, "unet", None)
+        param = next(net.parameters(), None) if isinstance(net, torch.nn.Module) else None
+        dtype = param.dtype if param is not None else getattr(pipe, "dtype", None)
+    return {"device": where, "dtype": str(dtype).removeprefix("torch.") if dtype is not None else "n/a"}
 
 
 def _difference(saved: Any, now: Any, path: str = "") -> str | None:
@@ -138,62 +187,111 @@ def _difference(saved: Any, now: Any, path: str = "") -> str | None:
 
 
 class Checkpoint:
-    """The checkpoint of one run in ``folder``; only rank 0 of a process group writes it."""
+    """The checkpoint of one run in ``folder``; only rank 0 of a process group writes it.
 
-    def __init__(self, folder: str | Path, fingerprint: dict[str, Any], every: int = DEFAULT_EVERY):
-        if every < 1:
+    ``clock`` (seconds, monotonic) is injectable so that tests of ``minutes`` need not sleep.
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        fingerprint: dict[str, Any],
+        every: int | None = None,
+        minutes: float = DEFAULT_MINUTES,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        if every is not None and every < 1:
             raise UserError(f"--checkpoint-every must be >= 1 step, got {every}")
-        self.folder, self.fingerprint, self.every = Path(folder), fingerprint, every
+        if not minutes > 0:
+            raise UserError(f"--checkpoint-minutes must be > 0, got {minutes}")
+        self.folder, self.fingerprint = Path(folder), fingerprint
+        self.every, self.seconds, self.clock = every, 60.0 * minutes, clock
         self.saved: State | None = None  # what the run restores
         self.written: int | None = None  # the step on disk
+        self.total = 0  # steps of the sampler's loop, set by begin()
+        self._last: float | None = None  # clock at the last write, or at the loop's start
         self._pending: State | None = None  # newer than the one on disk, for an interrupt
         self._writing = self._interrupted = False
         self._created: list[Path] = []
 
     @property
-    def paths(self) -> tuple[Path, Path]:
-        return self.folder / TENSORS, self.folder / META
+    def path(self) -> Path:
+        return self.folder / FILE
 
     def exists(self) -> bool:
-        return self.paths[1].is_file()
+        return self.path.is_file() or (self.folder / LEGACY).is_file()
 
     def load(self) -> State | None:
-        """Read the checkpoint for a resume; refuses (UserError) one from another run. None if absent."""
-        tensors_path, meta_path = self.paths
-        if not meta_path.is_file():
+        """Read the checkpoint for a resume; refuses (:class:`Refused`) one that is damaged or from
+        another run (the device and dtype are checked by :meth:`resolve`). None if there is none."""
+        legacy = (self.folder / LEGACY).is_file()
+        if not self.path.is_file() and not legacy:
             return None
         try:
-            from safetensors.torch import load_file
+            from safetensors import SafetensorError, safe_open
 
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            raw = load_file(str(tensors_path))
-            if meta.get("format") != FORMAT:
-                raise ValueError(f"format {meta.get('format')!r}, this syncos reads {FORMAT}")
-        except (OSError, ValueError, KeyError) as e:
-            raise UserError(
-                f"checkpoint in {str(self.folder)!r} cannot be read ({first_line(e)}); "
-                "rerun without --resume to start over"
+            try:
+                with safe_open(str(self.path), framework="pt", device="cpu") as f:
+                    text = (f.metadata() or {}).get(KEY)
+                    raw = {k: f.get_tensor(k) for k in f.keys()}
+            except FileNotFoundError:  # only the older format's JSON is there
+                text, raw = None, {}
+            if text is None and legacy:
+                raise Refused(
+                    f"{str(self.folder / LEGACY)!r} was written by an older syncos (checkpoint format 1), "
+                    f"which this version cannot resume; {START_OVER}"
+                )
+            if text is None:
+                raise ValueError(f"no {KEY!r} metadata in its header")
+            self.saved = _state(json.loads(text), raw)
+        except (OSError, ValueError, LookupError, TypeError, AttributeError, SafetensorError) as e:
+            if isinstance(e, Refused):
+                raise
+            raise Refused(
+                f"checkpoint {str(self.path)!r} cannot be read ({first_line(e)}); {START_OVER}"
             ) from None
-        diff = _difference(meta.get("fingerprint"), self.fingerprint)
+        saved = {k: v for k, v in self.saved.fingerprint.items() if k not in RUNTIME}
+        diff = _difference(saved, {k: v for k, v in self.fingerprint.items() if k not in RUNTIME})
         if diff:
-            raise UserError(f"cannot resume: {diff}; rerun without --resume to start over")
-        self.saved = State(
-            step=int(meta["step"]),
-            total=int(meta["total"]),
-            values={k: _unflatten(v, raw) for k, v in meta["values"].items()},
-            rng=raw[_RNG],
-            nfe=dict(meta["nfe"]),
-            seconds=dict(meta["seconds"]),
-            first_order=list(meta["first_order"]),
-        )
+            raise Refused(f"cannot resume: {diff}; {START_OVER}")
         self.written = self.saved.step
         return self.saved
 
-    def offer(self, state: State) -> None:
-        """A step has ended: write it if it is due (every ``every`` steps and the last), else keep it."""
+    def resolve(self, backend: Any) -> None:
+        """The model is loaded: add its device and dtype to the fingerprint; refuse a checkpoint
+        written with others (a different arithmetic would not continue the run bit for bit)."""
+        self.fingerprint.update(runtime(backend))
+        if self.saved is not None:
+            saved = {k: self.saved.fingerprint.get(k) for k in RUNTIME}
+            diff = _difference(saved, {k: self.fingerprint[k] for k in RUNTIME})
+            if diff:
+                raise Refused(f"cannot resume: {diff}; {START_OVER}")
+
+    def begin(self, total: int) -> State | None:
+        """A sampler's loop of ``total`` steps starts: what to restore, if anything; the clock starts."""
+        self._last, self.total = self.clock(), total
+        if self.saved is not None and self.saved.total != total:
+            raise Refused(
+                f"cannot resume: the checkpoint's loop has {self.saved.total} steps, this run's {total}; "
+                f"{START_OVER}"
+            )
+        return self.saved
+
+    def offer(self, state: State, boundary: bool = False) -> None:
+        """A step has ended: write it if it is due, else keep a copy for an interrupt.
+
+        Due: at a stage's end (``boundary``, the last step), every ``every`` steps if set, and once
+        ``minutes`` have passed since the last write.
+        """
         if not distributed.is_main():
             return
-        if (state.step + 1) % self.every == 0 or state.step + 1 == state.total:
+        due = (
+            boundary
+            or state.step + 1 == state.total
+            or (self.every is not None and (state.step + 1) % self.every == 0)
+            or (self._last is not None and self.clock() - self._last >= self.seconds)
+        )
+        if due:
             self._pending = None
             self._write(state)
         else:  # the loop may change its tensors in place: keep a copy for an interrupt
@@ -201,7 +299,7 @@ class Checkpoint:
             self._pending = state
 
     def flush(self) -> None:
-        """Write the newest state not yet on disk (on an interrupt)."""
+        """Write the newest state not yet on disk (the run is stopping)."""
         if self._pending is not None and distributed.is_main():
             state, self._pending = self._pending, None
             self._write(state)
@@ -211,8 +309,10 @@ class Checkpoint:
 
         Folders its first write created go too, if nothing else was put in them.
         """
+        from syncos.io import partial_path
+
         if distributed.is_main():
-            for p in self.paths:
+            for p in (self.path, partial_path(self.path), self.folder / LEGACY):
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
             for folder in self._created:  # deepest first
@@ -220,7 +320,7 @@ class Checkpoint:
                     folder.rmdir()
 
     def _write(self, state: State) -> None:
-        from syncos.io import write_json, write_tensors
+        from syncos.io import write_tensors
 
         tensors = {_RNG: state.rng}
         meta = {
@@ -238,13 +338,39 @@ class Checkpoint:
             if not self.folder.is_dir():  # the first write creates OUTDIR
                 self._created = [p for p in (self.folder, *self.folder.parents) if not p.exists()]
                 self.folder.mkdir(parents=True, exist_ok=True)
-            write_tensors(tensors, self.paths[0])
-            write_json(meta, self.paths[1])  # after the tensors: a JSON on disk names tensors on disk
-            self.written = state.step
+            write_tensors(tensors, self.path, metadata={KEY: json.dumps(meta, allow_nan=False)})
+            with contextlib.suppress(FileNotFoundError):  # an older syncos's, now superseded
+                (self.folder / LEGACY).unlink()
+            self.written, self._last = state.step, self.clock()
         finally:
             self._writing = False
         if self._interrupted:
             raise KeyboardInterrupt
+
+
+def _state(meta: Any, raw: Mapping[str, torch.Tensor]) -> State:
+    """The State a checkpoint's metadata and tensors describe; ValueError where they disagree."""
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else meta
+        raise ValueError(f"format {found!r}, this syncos reads {FORMAT}")
+    step, total = meta["step"], meta["total"]
+    if (
+        not all(isinstance(v, int) and not isinstance(v, bool) for v in (step, total))
+        or not -1 <= step < total
+    ):
+        raise ValueError(f"step {step!r} is outside the run's {total!r} steps")
+    used = {_RNG}
+    values = {k: _unflatten(v, raw, used) for k, v in dict(meta["values"]).items()}
+    if set(raw) != used:
+        raise ValueError(f"tensors {sorted(set(raw) ^ used)} are missing or not described")
+    rng = raw[_RNG]
+    if rng.dtype != torch.uint8 or rng.shape != torch.Generator().get_state().shape:
+        raise ValueError(f"the generator state is {rng.dtype} {tuple(rng.shape)}, not a CPU generator's")
+    nfe, seconds, first_order = dict(meta["nfe"]), dict(meta["seconds"]), list(meta["first_order"])
+    numbers = [*nfe.values(), *seconds.values(), *first_order]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+        raise ValueError("its counts are not numbers")
+    return State(step, total, values, rng, nfe, seconds, first_order, dict(meta["fingerprint"]))
 
 
 _active: contextvars.ContextVar[Checkpoint | None] = contextvars.ContextVar("syncos_checkpoint", default=None)
@@ -259,7 +385,8 @@ def current() -> Checkpoint | None:
 def active(store: Checkpoint | None) -> Iterator[None]:
     """Sample with ``store``: runs started in the block restore from and write to it.
 
-    In the main thread, SIGINT and SIGTERM first write the newest state, then stop the run with
+    A run that stops with an error (a cancel from the callback included) first writes its newest
+    completed step. In the main thread, SIGINT and SIGTERM do the same, then stop the run with
     KeyboardInterrupt (a write in progress finishes first).
     """
     token = _active.set(store)
@@ -277,10 +404,26 @@ def active(store: Checkpoint | None) -> Iterator[None]:
             handlers[sig] = signal.signal(sig, stop)
     try:
         yield
+    except Exception:
+        if store is not None:
+            with contextlib.suppress(OSError):  # the error that stopped the run is the one to report
+                store.flush()
+        raise
     finally:
         for sig, h in handlers.items():
             signal.signal(sig, h)
         _active.reset(token)
 
 
-__all__ = ["DEFAULT_EVERY", "Checkpoint", "State", "active", "current", "fingerprint", "to_device"]
+__all__ = [
+    "DEFAULT_MINUTES",
+    "Checkpoint",
+    "Refused",
+    "State",
+    "active",
+    "current",
+    "fingerprint",
+    "progress",
+    "runtime",
+    "to_device",
+]

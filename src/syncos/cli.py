@@ -33,6 +33,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="syncos", description="Long multi-event videos with Synchronized Coupled Sampling.")
     p.add_argument("--version", action="version", version=f"syncos {__version__}")
@@ -46,11 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="continue the interrupted run whose checkpoint is in OUTDIR"
     )
     g.add_argument(
+        "--checkpoint-minutes",
+        type=_positive_number,
+        default=None,
+        metavar="M",
+        help="write OUTDIR/checkpoint.safetensors every M minutes of sampling (default 5; also at the end "
+        "of a stage, on Ctrl-C, SIGTERM and errors)",
+    )
+    g.add_argument(
         "--checkpoint-every",
         type=_positive,
         default=None,
         metavar="N",
-        help="write OUTDIR/checkpoint.* every N steps (default 1; also on Ctrl-C and SIGTERM)",
+        help="also write it every N steps",
     )
     g.add_argument("--save-latent", action="store_true", help="also write the latent to latent.safetensors")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
@@ -180,6 +198,8 @@ def _generate(args: argparse.Namespace, main: bool) -> int:
             if out is None:
                 return 0
             record = save(gen, out, gif=args.gif, wall_seconds=time.perf_counter() - start)
+    except checkpoint.Refused:  # this run cannot resume it: kept for a run that can, or to start over
+        raise
     except UserError:  # found late (e.g. by the metrics): the scenario must change, so must the run
         store.remove()
         raise
@@ -187,8 +207,8 @@ def _generate(args: argparse.Namespace, main: bool) -> int:
         if main and store.written is not None:
             progress.close()
             print(
-                f"syncos: interrupted; step {store.written + 1} is saved in {store.paths[0]}: "
-                "rerun with --resume to continue",
+                f"syncos: interrupted; {checkpoint.progress(store.written, store.total)} is saved in "
+                f"{store.path}: rerun with --resume to continue",
                 file=sys.stderr,
             )
             return EXIT_INTERRUPTED
@@ -212,16 +232,17 @@ def _generate(args: argparse.Namespace, main: bool) -> int:
 
 def _checkpoint(args: argparse.Namespace, scenario, main: bool):
     """The run's checkpoint in OUTDIR; with --resume, loaded (and checked) on every rank."""
-    from syncos.checkpoint import DEFAULT_EVERY, Checkpoint, fingerprint
+    from syncos.checkpoint import DEFAULT_MINUTES, Checkpoint, fingerprint, progress
 
-    store = Checkpoint(args.output, fingerprint(scenario.to_dict()), args.checkpoint_every or DEFAULT_EVERY)
+    minutes = args.checkpoint_minutes or DEFAULT_MINUTES
+    store = Checkpoint(args.output, fingerprint(scenario.to_dict()), args.checkpoint_every, minutes)
     say = (lambda line: print(f"syncos: {line}", file=sys.stderr)) if main and not args.quiet else None
     if args.resume:
         saved = store.load()
         if say and saved is None:
             say(f"no checkpoint in {args.output!r}; starting from the first step")
         elif say and saved is not None:
-            say(f"resuming after step {saved.step + 1} of {saved.total}")
+            say(f"resuming after {progress(saved.step, saved.total)}")
     elif say and store.exists():
         say(f"{args.output!r}: an unfinished run's checkpoint will be replaced (--resume resumes it)")
     return store

@@ -56,16 +56,37 @@ def output_folder(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def partial_path(final: Path) -> Path:
+    """Where :func:`atomic_path` writes before the rename (a crash may leave it behind)."""
+    return final.with_name(f".{final.stem}.partial{final.suffix}")
+
+
+def sync(path: Path) -> None:
+    """Flush a file's or a folder's data to disk (os.fsync), so a rename of it survives a power loss."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
-    """A temporary path beside ``final``, renamed onto it on success and removed on any failure."""
-    tmp = final.with_name(f".{final.stem}.partial{final.suffix}")
+    """A temporary path beside ``final``, renamed onto it on success and removed on any failure.
+
+    The data is synced before the rename and the folder after it: after a crash or a power loss
+    ``final`` holds its old content or its new one, never a torn mix of the two.
+    """
+    tmp = partial_path(final)
     try:
         yield tmp
+        sync(tmp)
         os.replace(tmp, final)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+    with contextlib.suppress(PermissionError):  # Windows opens no folder
+        sync(final.parent)
 
 
 def write_json(data: Any, path: Path) -> None:
@@ -75,8 +96,8 @@ def write_json(data: Any, path: Path) -> None:
         tmp.write_text(text + "\n", encoding="utf-8")
 
 
-def write_tensors(tensors: dict[str, Any], path: Path) -> None:
-    """A safetensors file, written atomically (tensors are moved to the CPU)."""
+def write_tensors(tensors: dict[str, Any], path: Path, metadata: dict[str, str] | None = None) -> None:
+    """A safetensors file (with ``metadata`` in its header), written atomically (tensors moved to the CPU)."""
     from safetensors.torch import save_file
 
     out, seen = {}, set()
@@ -85,7 +106,7 @@ def write_tensors(tensors: dict[str, Any], path: Path) -> None:
         out[k] = v.clone() if v.untyped_storage().data_ptr() in seen else v  # no shared storage allowed
         seen.add(v.untyped_storage().data_ptr())
     with atomic_path(path) as tmp:
-        save_file(out, str(tmp))
+        save_file(out, str(tmp), metadata=metadata)
 
 
 def write_video(

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 
@@ -144,6 +144,8 @@ class Run:
         self.solver: Solver = getattr(backend, "solver", DDIM)
         self.first_order: list[int] = []  # steps a multistep solver had to take at first order
         self.store = ckpt.current()  # resumable runs (syncos.checkpoint); None: no-ops
+        if self.store is not None:
+            self.store.resolve(backend)
         self.total = 0  # steps of the sampler's loop, set by resume()
 
     def randn(self, shape: tuple[int, ...] | None = None) -> torch.Tensor:
@@ -206,26 +208,40 @@ class Run:
         """(first step, *state) for a loop of ``total`` steps: as given, or restored from a checkpoint.
 
         Restoring also sets the generator, the counts and the solver notes, so the run goes on as
-        if it had never stopped. ``state`` holds tensors, None, or a solver History.
+        if it had never stopped. ``state`` holds tensors, None, lists, a solver History, or a
+        :class:`Fresh` tensor: built only when the run starts over, and checkpointed at once
+        (step -1) as the end of a stage. A checkpoint holding another state is refused.
         """
         self.total = total
-        saved = self.store.saved if self.store is not None else None
+        saved = self.store.begin(total) if self.store is not None else None
         if saved is None:
-            return (0, *state.values())
-        shapes = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
-        got = {
-            k: tuple(saved.values[k].shape) for k in shapes if isinstance(saved.values.get(k), torch.Tensor)
-        }
-        if got != shapes or saved.total != total or set(saved.values) != set(state):
-            raise UserError(f"the checkpoint holds another run's state (expected {shapes}, {total} steps)")
+            values = {k: v.make() if isinstance(v, Fresh) else v for k, v in state.items()}
+            if any(isinstance(v, Fresh) for v in state.values()):
+                self.checkpoint(-1, boundary=True, **values)
+            return (0, *values.values())
+        if set(saved.values) != set(state):
+            _refuse(f"it holds {sorted(saved.values)}, this sampler's loop {sorted(state)}")
+        for k, v in state.items():
+            got = saved.values[k]
+            if isinstance(v, (torch.Tensor, Fresh)):
+                want = (tuple(v.shape), v.dtype)
+                have = (tuple(got.shape), got.dtype) if isinstance(got, torch.Tensor) else type(got).__name__
+                if have != want:
+                    _refuse(f"its {k} is {have}, this run's {want}")
+            elif not (isinstance(got, type(v)) if v is not None else got is None or isinstance(got, History)):
+                want = type(v).__name__ if v is not None else "None or History"
+                _refuse(f"its {k} is {type(got).__name__}, this run's {want}")
         self.generator.set_state(saved.rng)
         self.counter.nfe, self.counter.seconds = dict(saved.nfe), dict(saved.seconds)
         self.first_order = list(saved.first_order)
         device = self.backend.device
         return (saved.step + 1, *(ckpt.to_device(saved.values[k], device) for k in state))
 
-    def checkpoint(self, k: int, **state: Any) -> None:
-        """Step k is done; ``state`` (with the generator) is all the loop needs to go on from k + 1."""
+    def checkpoint(self, k: int, boundary: bool = False, **state: Any) -> None:
+        """Step k is done; ``state`` (with the generator) is all the loop needs to go on from k + 1.
+
+        ``boundary``: a stage ends here, write it now (else the store's schedule decides).
+        """
         if self.store is not None:
             self.store.offer(
                 ckpt.State(
@@ -236,8 +252,25 @@ class Run:
                     nfe=dict(self.counter.nfe),
                     seconds=dict(self.counter.seconds),
                     first_order=list(self.first_order),
-                )
+                ),
+                boundary=boundary,
             )
+
+
+@dataclass(frozen=True)
+class Fresh:
+    """A loop state that costs work to build (FIFO's base clip): built by ``make`` only when a
+    run starts over, never before a resume throws it away; ``shape`` and ``dtype`` check a restored one."""
+
+    shape: tuple[int, ...]
+    make: Callable[[], torch.Tensor]
+    dtype: torch.dtype = torch.float32
+
+
+def _refuse(what: str) -> NoReturn:
+    raise ckpt.Refused(
+        f"cannot resume: the checkpoint is not this sampler's state ({what}); {ckpt.START_OVER}"
+    )
 
 
 def reschedule(noise: torch.Tensor, axis: int, length: int, stride: int, generator: torch.Generator):

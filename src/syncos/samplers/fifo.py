@@ -55,6 +55,7 @@ from syncos.errors import UserError
 from syncos.samplers.common import (
     Callback,
     Cancelled,
+    Fresh,
     Run,
     SampleResult,
     SamplerOptions,
@@ -167,22 +168,25 @@ def sample_fifo(
         ids = [min(max(first_id + s0 - P, 0), F - L) for s0, _ in windows]
         return [plan.prompts[e] for e in assign_events(ids, L, plan.event_spans)]
 
-    # The base clip: the first window's event, sampled plainly, then corrupted to every level.
-    with run.stage("init"):
-        base = run.randn(tuple(backend.latent_shape(L)))
-        prompt = plan.prompts[assign_events([0], L, plan.event_spans)[0]]
-        for k in range(N):
-            tk, ak, sk = float(g.timesteps[k]), float(g.alpha[k]), float(g.sigma[k])
-            x0, eps = run.denoiser(base[None], tk, ak, sk, [prompt])
-            base = float(alpha_to[k]) * x0[0] + float(sigma_to[k]) * eps[0]
-        src = torch.tensor([max(0, p - P - (N - L)) for p in range(Q)], device=base.device)
-        per_frame = [Q if d == axis else 1 for d in range(base.dim())]
-        aq, sq = (v[level].float().reshape(per_frame).to(base) for v in (g.alpha, g.sigma))
-        queue = aq * base.index_select(axis, src) + sq * run.randn(tuple(backend.latent_shape(Q)))
+    def base_queue() -> torch.Tensor:
+        """The base clip: the first window's event, sampled plainly, then corrupted to every level."""
+        with run.stage("init"):
+            base = run.randn(tuple(backend.latent_shape(L)))
+            prompt = plan.prompts[assign_events([0], L, plan.event_spans)[0]]
+            for k in range(N):
+                tk, ak, sk = float(g.timesteps[k]), float(g.alpha[k]), float(g.sigma[k])
+                x0, eps = run.denoiser(base[None], tk, ak, sk, [prompt])
+                base = float(alpha_to[k]) * x0[0] + float(sigma_to[k]) * eps[0]
+            src = torch.tensor([max(0, p - P - (N - L)) for p in range(Q)], device=base.device)
+            per_frame = [Q if d == axis else 1 for d in range(base.dim())]
+            aq, sq = (v[level].float().reshape(per_frame).to(base) for v in (g.alpha, g.sigma))
+            return aq * base.index_select(axis, src) + sq * run.randn(tuple(backend.latent_shape(Q)))
 
     out = torch.zeros(run.shape, device=backend.device)
     total = F + N - L
-    start, queue, out = run.resume(total, queue=queue, out=out)
+    # restored before the base clip is sampled: a resume skips its N network evaluations
+    queue_spec = Fresh(tuple(backend.latent_shape(Q)), base_queue)
+    start, queue, out = run.resume(total, queue=queue_spec, out=out)
     for i in range(start, total):
         with run.stage("stage1"):
             x = queue.movedim(axis, 0)[idx].movedim(1, axis + 1)  # (w, *chunk_shape)
