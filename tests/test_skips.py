@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 TESTS = """
@@ -39,6 +42,15 @@ def test_an_unlisted_skip_fails_the_session_and_is_named(pytester, monkeypatch):
     result = pytester.runpytest_inprocess("-p", "skips", "test_more.py")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*could not import 'no_such_module_syncos'*"])
+    # as tests/diffusers/conftest.py does: the whole folder skipped from its conftest
+    folder = pytester.mkpydir("family")
+    (folder / "conftest.py").write_text("import pytest\npytest.importorskip('no_such_module_syncos')\n")
+    (folder / "test_equal.py").write_text("def test_equal():\n    pass\n")
+    tests = str(Path(__file__).parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]))
+    result = pytester.runpytest_subprocess("-p", "skips")  # collected, as tests/diffusers is
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["family*: could not import 'no_such_module_syncos'*"])
 
 
 def test_without_strict_mode_skips_are_only_skips(pytester, monkeypatch):
