@@ -76,7 +76,7 @@ BAD = {  # values that must be refused whatever else the case holds
     "events": [[], {}, "x"], "global_prompt": ["", " ", 3, None], "height": [7, 0, -1, 100, 10**9],
     "fps": [0, -1, 3, 1e308], "dtype": ["float64", ""], "device": ["tpu", "cuda:99", ""],
     "model": ["", "no/such/model"], "model_options.nope": [1], "model_options.chunk_length": [0, -1],
-    "vae_tiling": [True], "🎥": [1],
+    "vae_tiling": [True], "🎥": [1], "model_options": [False, 0, "", []],  # these four: accepted before
 }
 OVERRIDES_BAD = {
     "=3", "sampler.lr", "sampler..lr=1", "sampler.lr=.nan", "sampler.lr=-1", "sampler.lr=abc", "seed=-1",

@@ -154,3 +154,12 @@ def test_a_key_given_twice_is_refused(tmp_path):
         "global_prompt: a ball\nevents:\n  - &e {prompt: jumps, frames: 12}\n  - {<<: *e, frames: 6}\n"
     )
     assert [e.frames for e in load_scenario(p).events] == [12, 6]
+
+
+@pytest.mark.parametrize("value", [False, 0, "", []])
+def test_model_options_of_another_type_is_refused(value):
+    """Fails on the old code, which read ``model_options: false`` (or 0, "", []) as no options."""
+    raw = {"global_prompt": "a ball", "events": [{"prompt": "jumps", "frames": 12}], "model_options": value}
+    with pytest.raises(UserError, match="model_options: expected a mapping"):
+        load_scenario(raw)
+    assert load_scenario({**raw, "model_options": None}).model_options == {}

@@ -232,7 +232,7 @@ def parse_scenario(raw: Any) -> Scenario:
             raise UserError(f"{k}: must be positive and at most {top:g}, got {settings[k]}")
     if settings["dtype"] is not None and settings["dtype"] not in DTYPES:
         raise UserError(f"dtype: {settings['dtype']!r} is not allowed; use one of {', '.join(DTYPES)}")
-    model_options = _check(raw.get("model_options", {}) or {}, (dict,), "model_options")
+    model_options = _check(raw.get("model_options"), (dict,), "model_options") or {}  # null: none given
     return Scenario(
         global_prompt=global_prompt,
         events=events,
