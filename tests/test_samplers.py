@@ -235,29 +235,208 @@ def test_nfe_counts():
     assert r.nfe == {"stage1": 60}
 
 
-@pytest.mark.parametrize(
-    "switch",
-    [
-        dict(timestep="random"),
-        dict(baseline_noise="fresh"),
-        dict(baseline_noise="implied"),
-        dict(lr_units="absolute", lr=0.1),
-        dict(reversion="predicted"),  # stop_below: tests/test_syncos_options.py
-        dict(stage1=False),
-        dict(layout="shifted"),
-        dict(kernel="clean"),
-        dict(optimizer="sgd", lr=0.1),
-        dict(minibatch=2),
-        dict(t_min=-1),
-    ],
-)
-def test_syncos_switches_run(switch):
+def _csd_step(opts: SynCoSOptions, x0_seed: int = 5, k: int = 1):
+    """One stage-2 call at grid step k on a 6-chunk plan, with every denoiser call recorded:
+    (run, plan, x0, (t, alpha, sigma), theta, eps_base, calls)."""
+    from syncos.samplers.common import Run
+    from syncos.samplers.syncos import synchronise
+
     b = GaussianBackend()
     plan = make_plan(b, frames=(8, 8))
-    base = SynCoSOptions(steps=5, iterations=2, t_min=500)
-    r = sample("syncos", b, plan, SynCoSOptions(**{**base.__dict__, **switch}), seed=0)
-    assert torch.isfinite(r.latent).all()
-    assert not torch.equal(r.latent, sample("syncos", b, plan, base, seed=0).latent)
+    run = Run(b, plan, opts, 0, None)
+    real, calls = run.denoiser, []
+
+    def recording(x, t, a, s, prompts):
+        x0_hat, eps_hat = real(x, t, a, s, prompts)
+        calls.append(dict(x_t=x.clone(), t=t, alpha=a, sigma=s, prompts=list(prompts), eps=eps_hat))
+        return x0_hat, eps_hat
+
+    run.denoiser = recording
+    t, a, s = (float(c[k]) for c in (run.grid.timesteps, run.grid.alpha, run.grid.sigma))
+    x0 = torch.randn(b.latent_shape(plan.latent_frames), generator=torch.Generator().manual_seed(x0_seed))
+    theta, eps_base = synchronise(run, x0, t, a, s, opts)
+    return run, plan, x0, (t, a, s), theta, eps_base, calls
+
+
+@pytest.mark.parametrize("kind", ["fixed", "fresh"])
+def test_baseline_noise_is_one_draw_per_step_or_per_iteration(kind):
+    """The noise inside each CSD iteration's x_t = alpha theta_i + sigma noise_i: one draw for the
+    whole step ("fixed", and it is the returned baseline), a new one each iteration ("fresh", the
+    last of which is returned). Kills: ``fresh`` ignored; ``fixed`` redrawn per iteration; a
+    baseline returned that is not the one the iterations used."""
+    from syncos.fusion import crop
+
+    opts = SynCoSOptions(steps=10, iterations=2, baseline_noise=kind, lr_units="absolute", lr=0.3)
+    _, plan, x0, (t, a, s), _, eps_base, calls = _csd_step(opts)
+    theta1 = _csd_step(replace_opts(opts, iterations=1))[4]  # theta after the first iteration
+    starts, L = plan.starts, plan.chunk_length
+    noise = [(c["x_t"] - a * crop(th, starts, L, 1)) / s for c, th in zip(calls, (x0, theta1), strict=True)]
+    torch.testing.assert_close(noise[-1], crop(eps_base, starts, L, 1), rtol=1e-4, atol=1e-4)
+    if kind == "fixed":
+        torch.testing.assert_close(noise[0], noise[1], rtol=1e-4, atol=1e-4)
+    else:
+        assert (noise[0] - noise[1]).abs().max() > 0.5
+
+
+def replace_opts(opts: SynCoSOptions, **changes) -> SynCoSOptions:
+    return SynCoSOptions(**{**opts.__dict__, **changes})
+
+
+def test_kernel_sees_the_noisy_or_the_clean_chunks(monkeypatch):
+    """The RBF kernel's features: the noisy chunks x_t (CSD) or theta's clean chunks ("clean").
+    Kills: ``kernel`` ignored (the same features either way)."""
+    import syncos.samplers.syncos as syncos_module
+    from syncos.fusion import crop
+
+    real, seen = syncos_module.stein_direction, []
+
+    def recording(x, g, *args, **kwargs):
+        seen.append(kwargs.get("features", x))
+        return real(x, g, *args, **kwargs)
+
+    monkeypatch.setattr(syncos_module, "stein_direction", recording)
+    for kernel in ("noisy", "clean"):
+        seen.clear()
+        opts = SynCoSOptions(steps=10, iterations=1, kernel=kernel)
+        _, plan, x0, _, _, _, calls = _csd_step(opts)
+        want = calls[0]["x_t"] if kernel == "noisy" else crop(x0, plan.starts, plan.chunk_length, 1)
+        assert len(seen) == 1 and torch.equal(seen[0], want), kernel
+
+
+def test_grounded_and_random_csd_timesteps():
+    """``grounded``: every CSD forward at the step's own t; ``random``: each iteration at its own
+    t in [0.02 T, 0.98 T), with that t's alpha and sigma. Kills: ``timestep`` ignored; a random t
+    passed with the step's alpha and sigma (x_t noised at one level, labelled another)."""
+    grounded = _csd_step(SynCoSOptions(steps=10, iterations=4))
+    t, a, s = grounded[3]
+    assert [(c["t"], c["alpha"], c["sigma"]) for c in grounded[6]] == [(t, a, s)] * 4
+    run, *_, calls = _csd_step(SynCoSOptions(steps=10, iterations=4, timestep="random"))
+    ts = [c["t"] for c in calls]
+    assert len(set(ts)) == 4 and all(20 <= v < 980 for v in ts)
+    for c in calls:
+        a_i, s_i = run.backend.schedule.coefficients(torch.tensor(c["t"]))
+        assert (c["alpha"], c["sigma"]) == (float(a_i), float(s_i))
+
+
+def test_minibatch_is_the_number_of_chunks_per_csd_iteration():
+    """minibatch m: each iteration evaluates m of the chunks (a random, sorted subset, each with its
+    own prompt) and moves only the frames they cover. Kills: ``minibatch`` ignored; always the
+    first m chunks; prompts not those of the picked chunks; a gradient outside the picked chunks."""
+    from syncos.fusion import crop
+
+    opts = SynCoSOptions(steps=10, iterations=4, minibatch=2, optimizer="sgd", lr=0.5)
+    _, plan, x0, (t, a, s), _, eps_base, calls = _csd_step(opts)
+    L, starts = plan.chunk_length, plan.starts
+    every = a * crop(x0, starts, L, 1) + s * crop(eps_base, starts, L, 1)  # iteration 0's candidates
+    assert all(len(c["x_t"]) == len(c["prompts"]) == 2 for c in calls)
+    first = [j for row in calls[0]["x_t"] for j in range(plan.num_chunks) if torch.allclose(row, every[j])]
+    assert len(first) == 2 and first == sorted(first)
+    assert calls[0]["prompts"] == [plan.chunk_prompts[j] for j in first]
+    one, four = _csd_step(replace_opts(opts, iterations=1))[4], _csd_step(opts)[4]
+    covered = torch.zeros(plan.latent_frames, dtype=torch.bool)
+    for j in first:
+        covered[starts[j] : starts[j] + L] = True
+    assert torch.equal((one - x0).abs().amax(dim=(0, 2, 3)) > 0, covered)  # only the picked frames move
+    # later iterations pick other chunks (seeded, so this is deterministic): more frames move
+    assert ((four - x0).abs().amax(dim=(0, 2, 3)) > 0).sum() > covered.sum()
+
+
+def test_sgd_is_one_plain_gradient_step_and_adamw_is_adam():
+    """One iteration with SGD: theta = x0 - lr (D + wd x0), D independent of lr (so the move is
+    linear in lr) and pointing where AdamW's first step does; AdamW's first step moves every
+    element by lr (Adam's normalised update). Kills: ``optimizer`` ignored either way; weight
+    decay dropped or not applied to theta."""
+    base = dict(steps=10, iterations=1, lr_units="absolute")
+
+    def moved(**o):
+        return _csd_step(SynCoSOptions(**base, **o))[4] - _csd_step(SynCoSOptions(**base, **o))[2]
+
+    sgd1, sgd2 = moved(optimizer="sgd", lr=0.1), moved(optimizer="sgd", lr=0.2)
+    torch.testing.assert_close(sgd2, 2 * sgd1)
+    assert sgd1.abs().std() > 0.1 * sgd1.abs().mean()  # not a constant-magnitude move
+    adam = moved(optimizer="adamw", lr=0.1)
+    nonzero = sgd1 != 0
+    assert nonzero.float().mean() > 0.9
+    torch.testing.assert_close(adam[nonzero].abs(), torch.full_like(adam[nonzero], 0.1), rtol=1e-3, atol=1e-6)
+    assert torch.equal(torch.sign(adam), torch.sign(sgd1))
+    x0 = _csd_step(SynCoSOptions(**base))[2]
+    decayed = moved(optimizer="sgd", lr=0.1, weight_decay=0.5)
+    torch.testing.assert_close(decayed, sgd1 - 0.1 * 0.5 * x0)
+
+
+def _synced_steps(monkeypatch, opts: SynCoSOptions) -> list[float]:
+    """The timesteps at which a 10-step SynCoS run called stage 2."""
+    import syncos.samplers.syncos as syncos_module
+
+    real, seen = syncos_module.synchronise, []
+
+    def recording(run, x0, t, *args, **kwargs):
+        seen.append(t)
+        return real(run, x0, t, *args, **kwargs)
+
+    monkeypatch.setattr(syncos_module, "synchronise", recording)
+    b = GaussianBackend()
+    sample("syncos", b, make_plan(b, frames=(8, 8)), opts, seed=0)
+    return seen
+
+
+def test_the_sync_window_picks_the_steps_it_names(monkeypatch):
+    """t_min = -1: every step with signal (alpha > 0); t_min = 500: t > 500 only; a log-SNR window:
+    the steps with sync_from < 2 log(alpha / sigma) <= sync_until, computed here by hand.
+    Kills: t_min ignored; the log-SNR bounds ignored or compared on t; alpha = 0 steps synced."""
+    import math
+
+    g = GaussianBackend().schedule.grid(10)
+    pts = [(float(t), float(a), float(s)) for t, a, s in zip(g.timesteps, g.alpha, g.sigma, strict=True)]
+    assert pts[0][1] == 0.0  # CogVideoX's zero terminal SNR: the first step has no signal
+    opts = dict(steps=10, iterations=1)
+    assert _synced_steps(monkeypatch, SynCoSOptions(**opts, t_min=-1)) == [t for t, a, _ in pts if a > 0]
+    assert _synced_steps(monkeypatch, SynCoSOptions(**opts, t_min=500)) == [
+        t for t, a, _ in pts if a > 0 and t > 500
+    ]
+    lam = [2 * math.log(a / s) if a > 0 else -math.inf for _, a, s in pts]
+    want = [t for (t, _, _), v in zip(pts, lam, strict=True) if -4.0 < v <= 1.0]
+    assert 0 < len(want) < 9
+    assert _synced_steps(monkeypatch, SynCoSOptions(**opts, sync_from=-4.0, sync_until=1.0)) == want
+
+
+def _hand_fuse(chunks, starts, frames, weights, owned=None):
+    """Per-frame weighted average of the chunks covering it, by loops (frame axis 1 of each chunk)."""
+    out = torch.zeros(chunks.shape[1], frames, *chunks.shape[3:])
+    for f in range(frames):
+        total, norm = 0.0, 0.0
+        for c, s0 in enumerate(starts):
+            i = f - s0
+            if 0 <= i < len(weights) and (owned is None or owned[c][0] <= f < owned[c][1]):
+                total, norm = total + weights[i] * chunks[c, :, i], norm + weights[i]
+        out[:, f] = total / norm
+    return out
+
+
+@pytest.mark.parametrize(
+    "blend,layout", [("pyramid", "overlap"), ("uniform", "overlap"), ("uniform", "shifted")]
+)
+def test_stage1_fusion_weights_and_layout(blend, layout):
+    """The first step's fused x0 (the progress callback's) against a hand fusion of the chunks'
+    estimates: pyramid weights [1, 2, 3, 3, 2, 1] / 3 toward chunk middles, uniform, or shifted
+    tiles where each frame is its owner's alone. Kills: ``blend`` ignored; ``layout`` ignored
+    (overlaps averaged); a tile's frames taken from another chunk."""
+    from syncos.samplers.common import Run, denoise_chunks
+
+    b = GaussianBackend()
+    plan = make_plan(b, frames=(8, 8))
+    opts = SynCoSOptions(steps=6, t_min=1000, blend=blend, layout=layout)
+    seen = []
+    sample("syncos", b, plan, opts, seed=3, callback=lambda step: seen.append(step.x0.clone()))
+    run = Run(b, plan, opts, 3, None)
+    chunk_plan = plan if layout == "overlap" else plan.with_tiles(0)  # step 0: offset 0
+    t, a, s = (float(c[0]) for c in (run.grid.timesteps, run.grid.alpha, run.grid.sigma))
+    x0_chunks, _ = denoise_chunks(run, run.randn(), t, a, s, chunk_plan)
+    weights = [1 / 3, 2 / 3, 1, 1, 2 / 3, 1 / 3] if blend == "pyramid" else [1] * 6
+    want = _hand_fuse(x0_chunks, chunk_plan.starts, plan.latent_frames, weights, chunk_plan.owned)
+    torch.testing.assert_close(seen[0], want)
+    if layout == "shifted":
+        assert chunk_plan.owned is not None and len(chunk_plan.starts) < plan.num_chunks
 
 
 def test_lr_in_latent_units_scales_by_the_backends_latent_std():
@@ -345,7 +524,26 @@ def test_unknown_method_and_bad_options():
         sample("fifo2", b, make_plan(b), None, 0)
     with pytest.raises(ValueError, match="timestep: must be one of grounded, random"):
         SynCoSOptions(timestep="uniform")
-    assert to_x0_eps  # conversions are exercised above through the denoiser
+
+
+@pytest.mark.parametrize("prediction", ["v", "flow", "eps", "x0"])
+def test_to_x0_eps_inverts_each_prediction(prediction):
+    """x = alpha x0 + sigma eps and the model's output for (x0, eps) give back (x0, eps); v and
+    flow also against their definitions (v = alpha eps - sigma x0; flow: eps - x0).
+    Kills: a sign or a coefficient swapped in any branch of to_x0_eps / from_x0_eps."""
+    from syncos.schedules import from_x0_eps
+
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g)
+    sigma = torch.tensor([0.2, 0.5, 0.9])
+    alpha = 1 - sigma if prediction == "flow" else (1 - sigma**2).sqrt()
+    x = alpha[:, None] * x0 + sigma[:, None] * eps
+    out = from_x0_eps(x0, eps, alpha, sigma, prediction)
+    by_hand = {"v": alpha[:, None] * eps - sigma[:, None] * x0, "flow": eps - x0, "eps": eps, "x0": x0}
+    torch.testing.assert_close(out, by_hand[prediction])
+    got_x0, got_eps = to_x0_eps(out, x, alpha, sigma, prediction)
+    torch.testing.assert_close(got_x0, x0, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got_eps, eps, rtol=1e-5, atol=1e-5)
 
 
 def test_eps_prediction_at_zero_terminal_snr_is_refused():

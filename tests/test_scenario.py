@@ -132,3 +132,34 @@ def test_files(tmp_path):
     p.write_text("- a list\n")
     with pytest.raises(UserError, match="expected a mapping at the top level"):
         load_scenario(p)
+
+
+def test_a_key_given_twice_is_refused(tmp_path):
+    """YAML and JSON parsers keep the last of two equal keys without a word (``seed: 1`` ...
+    ``seed: 2`` ran seed 2). Fails on the old code: both files loaded. A merge key (``<<``) may
+    still be overridden by an explicit key, as YAML allows."""
+    from syncos.ui.jobs import from_yaml
+
+    p = tmp_path / "s.yaml"
+    p.write_text("seed: 1\nglobal_prompt: a ball\nseed: 2\nevents:\n  - {prompt: jumps, frames: 12}\n")
+    with pytest.raises(UserError, match=r"not valid YAML: key 'seed' is given twice in one mapping \(line 3"):
+        load_scenario(p)
+    with pytest.raises(UserError, match="key 'seed' is given twice"):
+        from_yaml(p.read_text())  # the studio's editor reads YAML the same way
+    q = tmp_path / "s.json"
+    q.write_text('{"global_prompt": "a ball", "events": [{"prompt": "jumps", "frames": 12, "frames": 3}]}')
+    with pytest.raises(UserError, match="not valid JSON: key 'frames' is given twice in one object"):
+        load_scenario(q)
+    p.write_text(
+        "global_prompt: a ball\nevents:\n  - &e {prompt: jumps, frames: 12}\n  - {<<: *e, frames: 6}\n"
+    )
+    assert [e.frames for e in load_scenario(p).events] == [12, 6]
+
+
+@pytest.mark.parametrize("value", [False, 0, "", []])
+def test_model_options_of_another_type_is_refused(value):
+    """Fails on the old code, which read ``model_options: false`` (or 0, "", []) as no options."""
+    raw = {"global_prompt": "a ball", "events": [{"prompt": "jumps", "frames": 12}], "model_options": value}
+    with pytest.raises(UserError, match="model_options: expected a mapping"):
+        load_scenario(raw)
+    assert load_scenario({**raw, "model_options": None}).model_options == {}

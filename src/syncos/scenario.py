@@ -232,7 +232,7 @@ def parse_scenario(raw: Any) -> Scenario:
             raise UserError(f"{k}: must be positive and at most {top:g}, got {settings[k]}")
     if settings["dtype"] is not None and settings["dtype"] not in DTYPES:
         raise UserError(f"dtype: {settings['dtype']!r} is not allowed; use one of {', '.join(DTYPES)}")
-    model_options = _check(raw.get("model_options", {}) or {}, (dict,), "model_options")
+    model_options = _check(raw.get("model_options"), (dict,), "model_options") or {}  # null: none given
     return Scenario(
         global_prompt=global_prompt,
         events=events,
@@ -247,6 +247,38 @@ def parse_scenario(raw: Any) -> Scenario:
     )
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is an error (YAML requires
+    unique keys; PyYAML silently keeps the last value, so ``seed: 1 ... seed: 2`` ran seed 2)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # "<<: *anchor": its keys may be overridden by explicit ones
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def safe_yaml(text: str) -> Any:
+    """YAML's safe subset, refusing duplicate keys."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def _unique_json_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {key!r} is given twice in one object")
+        out[key] = value
+    return out
+
+
 def read_scenario_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
@@ -259,7 +291,7 @@ def read_scenario_file(path: str | Path) -> dict[str, Any]:
         ) from None
     kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
     try:
-        raw = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
+        raw = json.loads(text, object_pairs_hook=_unique_json_keys) if kind == "JSON" else safe_yaml(text)
     except RecursionError:
         raise UserError(f"scenario file {str(path)!r}: nested too deeply to be a scenario") from None
     except (json.JSONDecodeError, yaml.YAMLError) as e:
@@ -272,6 +304,8 @@ def read_scenario_file(path: str | Path) -> dict[str, Any]:
                 text += f" ({context} that starts on line {opened.line + 1})"
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         raise UserError(f"scenario file {str(path)!r} is not valid {kind}: {text}{where}") from None
+    except ValueError as e:  # a JSON key given twice (_unique_json_keys)
+        raise UserError(f"scenario file {str(path)!r} is not valid JSON: {e}") from None
     return raw if raw is not None else {}
 
 

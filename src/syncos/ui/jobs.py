@@ -18,7 +18,7 @@ import torch
 import yaml
 
 from syncos.errors import UserError, first_line
-from syncos.scenario import load_scenario
+from syncos.scenario import load_scenario, safe_yaml
 from syncos.timeline import AUTO
 
 UNITS = ("seconds", "frames")
@@ -122,7 +122,7 @@ def to_yaml(raw: dict[str, Any]) -> str:
 def from_yaml(text: str) -> dict[str, Any]:
     """A scenario from YAML text, validated as a file would be (UserError otherwise)."""
     try:
-        raw = yaml.safe_load(text)
+        raw = safe_yaml(text)
     except yaml.YAMLError as e:
         raise UserError(f"the scenario is not valid YAML: {first_line(e)}") from None
     load_scenario(raw if isinstance(raw, dict) else {"events": raw})  # raises the scenario's own errors
