@@ -217,10 +217,11 @@ def synchronise(
                 x_t, eps_hat - noise_i, weight=weight, features=x_t if opts.kernel == "noisy" else theta_i
             )
             theta.grad = fuse(grad_i, starts, plan.latent_frames, axis)
+        if opts.stop_below > 0:  # the only host read of the loop, so only where it is asked for
             norm = float(theta.grad.norm())
-        first_norm = norm if first_norm is None else first_norm
-        if it > 0 and norm < opts.stop_below * first_norm:
-            break  # the update has stopped moving theta
+            first_norm = norm if first_norm is None else first_norm
+            if it > 0 and norm < opts.stop_below * first_norm:
+                break  # the update has stopped moving theta
         optim.step()
     return theta.detach(), eps_base
 
