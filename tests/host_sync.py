@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import os
 import traceback
+from collections import Counter
 from contextlib import contextmanager
 
 import torch
+
+from syncos.samplers import FIFOOptions, SamplerOptions, SynCoSOptions, sample
 
 READS = ("item", "tolist", "cpu", "numpy", "__float__", "__int__", "__bool__", "__index__")
 FACTORIES = ("tensor", "as_tensor", "zeros", "ones", "empty", "full", "arange", "randn", "rand")
@@ -54,9 +57,10 @@ def counting(monkeypatch):
                 reads.append(f"{name} at {where}")
             inside.append(name)
             try:
-                return original(self, *args, **kwargs)
+                out = original(self, *args, **kwargs)
             finally:
                 inside.pop()
+            return out.as_subclass(torch.Tensor) if isinstance(out, OnDevice) else out  # .cpu(): on the host
 
         return wrapper
 
@@ -99,5 +103,31 @@ def counting(monkeypatch):
     yield reads
 
 
-def upload_count(reads: list[str]) -> int:
-    return sum(r.startswith("upload") for r in reads)
+METHODS = {
+    "independent": lambda steps, **kw: SamplerOptions(steps=steps, **kw),
+    "codenoise": lambda steps, **kw: SamplerOptions(steps=steps, **kw),
+    # every step synchronised (t_min -1), stop_below 0: the CSD loop must not read its norm
+    "syncos": lambda steps, **kw: SynCoSOptions(steps=steps, iterations=2, t_min=-1.0, **kw),
+    "fifo": lambda steps, **kw: FIFOOptions(steps=steps, **kw),
+}
+
+
+def counted_run(monkeypatch, backend, plan, method, steps, **options):
+    seen = []
+    with counting(monkeypatch) as reads:
+        opts = METHODS[method](steps, **options)
+        sample(method, backend, plan, opts, seed=0, callback=lambda s: seen.append(s.timestep) and None)
+    monkeypatch.undo()
+    assert seen, "the progress callback was never called"
+    return reads
+
+
+def assert_no_sync_per_step(monkeypatch, backend, plan, method, steps, **options):
+    """Each method's sampling loop at ``steps`` and twice as many, with a progress callback that reads
+    only ``step.timestep``: no host read or upload at a site that makes more of them with more
+    steps. Returns the longer run's records (reads made once, e.g. encoding a prompt, remain)."""
+    short = counted_run(monkeypatch, backend, plan, method, steps, **options)
+    long = counted_run(monkeypatch, backend, plan, method, 2 * steps, **options)
+    grew = sorted(site for site, n in Counter(long).items() if n > Counter(short)[site])
+    assert not grew, f"host reads or uploads that grow with the steps: {grew}"
+    return long
