@@ -29,6 +29,7 @@ CASES = {
     "cogvideox-dynamic-cfg": ("cogvideox-rope", {"use_dynamic_cfg": True}, "codenoise"),
     "kandinsky5": ("kandinsky5", {}, "codenoise"),
     "wan-ti2v-fifo-per-frame": ("wan-ti2v", {}, "fifo"),
+    "wan22-experts-fifo-shared": ("wan-experts", {}, "fifo"),  # FIFO hands the denoiser host timesteps
 }
 
 
