@@ -203,6 +203,26 @@ def flow_schedule(scheduler: Any, timesteps_kwargs: Callable[[int], dict] | None
     )
 
 
+def check_noise_to_clean(schedule: Any, scheduler: Any, family: str, steps: int = 8) -> None:
+    """Refuse a folder whose schedule, as the adapter reads it, runs from clean to noise.
+
+    Every sampler walks the grid from noise to clean (the noise-to-signal ratio sigma / alpha
+    falls at every step); a scheduler setting that flips it (e.g. ``invert_sigmas`` on a family
+    whose network does not take inverted time) would otherwise run, synchronise nowhere, and blame
+    the step count.
+    """
+    g = schedule.grid(steps)
+    if bool((g.sigma_next * g.alpha < g.sigma * g.alpha_next).all()):  # the grid lives on the host
+        return
+    cfg = dict(scheduler.config)
+    setting = f" with invert_sigmas={cfg['invert_sigmas']}" if "invert_sigmas" in cfg else ""
+    raise UserError(
+        f"{family}: the pipeline's {type(scheduler).__name__}{setting} gives a grid from clean to noise "
+        f"(noise level {float(g.sigma[0]):.3g} at the first of {steps} steps, {float(g.sigma_next[-1]):.3g} "
+        f"after the last); syncos samples from noise to clean: load the scheduler the {family} family ships"
+    )
+
+
 def check_options(family: str, options: dict | None, allowed: dict[str, str]) -> dict:
     options = dict(options or {})
     unknown = sorted(set(options) - set(allowed))
@@ -289,11 +309,16 @@ class DiffusersBackend:
             self.options.get("stride")
             or max(1, min(self.chunk_length, self.native_stride(self.chunk_length)))
         )
+        self._finish()
+        check_noise_to_clean(self.schedule, self.pipe.scheduler, self.family)
 
     # ---- hooks a family fills in ------------------------------------------------------------
     def _setup(self) -> None:
         """Read the pipeline's factors, prediction type and schedule."""
         raise NotImplementedError
+
+    def _finish(self) -> None:
+        """What needs the chunk length and size (LTX's shift depends on the token count)."""
 
     def default_size(self) -> tuple[int, int]:
         raise NotImplementedError

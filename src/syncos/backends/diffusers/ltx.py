@@ -79,10 +79,6 @@ class LTXBackend(DiffusersBackend):
             lambda steps: {"sigmas": np.linspace(1.0, 1 / steps, steps), **kwargs},
         )
 
-    def __init__(self, pipe: Any, **kw: Any):
-        super().__init__(pipe, **kw)
-        self._finish()
-
     def default_size(self) -> tuple[int, int]:
         return 512, 704
 
