@@ -8,9 +8,10 @@ Wan (guidance hook, expert choice), CogVideoX's dynamic CFG, Kandinsky 5 (text-l
 from __future__ import annotations
 
 import pytest
+import torch
 from diffusers_tiny import TINY_SETTINGS, VARIANTS, load, make_plan
 
-from host_sync import METHODS, assert_no_sync_per_step
+from host_sync import METHODS, assert_no_sync_per_step, counting
 
 
 @pytest.mark.parametrize("method", list(METHODS))
@@ -44,3 +45,17 @@ def test_adapter_hooks_read_only_the_host(monkeypatch, case):
     native = b.video_frames(b.chunk_length)
     plan = make_plan(b, [native, native])
     assert_no_sync_per_step(monkeypatch, b, plan, method, 3, guidance_scale=3.0, micro_batch=1)
+
+
+@pytest.mark.parametrize("family", ["wan", "mochi", "ltx", "hunyuanvideo"])
+def test_decode_tiles_stay_on_the_device(monkeypatch, family):
+    """Only the decoded frames come back to the host (decode.py), not each latent tile for its
+    denormalisation. Fails on the old code: wan.py, mochi.py and ltx.py read every tile with .cpu()."""
+    b = load(family)
+    frames = 3 * b.chunk_length
+    with counting(monkeypatch) as reads:
+        latent = torch.randn(b.latent_shape(frames)).to(b.device)
+        n = len(list(b.decode(latent)))
+    monkeypatch.undo()
+    assert n == b.video_frames(frames)
+    assert reads and all("diffusers/decode.py" in r for r in reads), sorted(set(reads))

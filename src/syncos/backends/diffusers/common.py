@@ -278,6 +278,7 @@ class DiffusersBackend:
         self.options = check_options(self.family, model_options, {**COMMON_OPTIONS, **self.options_help})
         self._cache: dict[str, Any] = {}
         self._rgb: tuple[torch.Tensor, torch.Tensor] | None = None  # preview(): the fitted map
+        self._stats: tuple[torch.Tensor, torch.Tensor] | None = None  # _vae_input(): mean, std on the device
         self._setup()
         self.solver, self.x0_limit = scheduler_solver(self.pipe.scheduler, self.options.get("solver"))
         if type(self.pipe.scheduler).__name__ in (UNIPC, DPM) and type(self.schedule) is VPSchedule:
@@ -419,6 +420,23 @@ class DiffusersBackend:
         x = torch.cat([z.flatten(1), torch.ones(1, h * w)]).T.double()  # (h*w, C + 1)
         sol = torch.linalg.lstsq(x, rgb.flatten(1).T.double()).solution.float()  # (C + 1, 3)
         return sol[:-1], sol[-1]
+
+    def _vae_input(
+        self, latent: torch.Tensor, stats: tuple[Any, Any] | None, scaling: float = 1.0
+    ) -> torch.Tensor:
+        """The batch of one latent tile in the VAE's units, float32 on the device: ``latent * std /
+        scaling + mean`` (``latent / scaling`` without ``stats``), the stock pipelines' arithmetic.
+
+        The tile never leaves the device, and the per-channel statistics are moved there once.
+        """
+        z = latent.unsqueeze(0).to(self.device, torch.float32)
+        if stats is None:
+            return z / scaling
+        if self._stats is None:
+            shape = (1, z.shape[1]) + (1,) * (z.dim() - 2)
+            self._stats = tuple(torch.as_tensor(v).float().to(self.device).view(shape) for v in stats)
+        mean, std = self._stats
+        return z * std / scaling + mean
 
     def decode(self, latent: torch.Tensor) -> Iterator[np.ndarray]:
         """Frames (H, W, 3) uint8, decoded in overlapping temporal tiles: memory does not grow with length."""

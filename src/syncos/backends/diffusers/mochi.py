@@ -98,12 +98,7 @@ class MochiBackend(DiffusersBackend):
 
     def _decode_tile(self, latent: torch.Tensor) -> torch.Tensor:
         vae = self.pipe.vae
-        c = latent.shape[0]
-        z = latent.unsqueeze(0).float().cpu()
-        if vae.config.latents_mean is not None and vae.config.latents_std is not None:
-            mean = torch.tensor(vae.config.latents_mean).view(1, c, 1, 1, 1)
-            std = torch.tensor(vae.config.latents_std).view(1, c, 1, 1, 1)
-            z = z * std / vae.config.scaling_factor + mean
-        else:
-            z = z / vae.config.scaling_factor
-        return vae.decode(z.to(self.device, vae.dtype), return_dict=False)[0][0]
+        mean, std = vae.config.latents_mean, vae.config.latents_std
+        stats = None if mean is None or std is None else (mean, std)
+        z = self._vae_input(latent, stats, vae.config.scaling_factor)
+        return vae.decode(z.to(vae.dtype), return_dict=False)[0][0]

@@ -109,8 +109,5 @@ class WanBackend(DiffusersBackend):
 
     def _decode_tile(self, latent: torch.Tensor) -> torch.Tensor:
         vae = self.pipe.vae
-        c = vae.config.z_dim
-        mean = torch.tensor(vae.config.latents_mean).view(1, c, 1, 1, 1)
-        std = torch.tensor(vae.config.latents_std).view(1, c, 1, 1, 1)
-        z = latent.unsqueeze(0).float().cpu() * std + mean
-        return vae.decode(z.to(self.device, vae.dtype), return_dict=False)[0][0]
+        z = self._vae_input(latent, (vae.config.latents_mean, vae.config.latents_std))
+        return vae.decode(z.to(vae.dtype), return_dict=False)[0][0]
