@@ -248,6 +248,7 @@ class DiffusersBackend:
     family: ClassVar[str] = ""
     options_help: ClassVar[dict[str, str]] = {}
     causal_vae: ClassVar[bool] = True
+    frames_as_batch: ClassVar[bool] = False  # an image VAE decodes a tile's frames as one batch
     # Every family's VAE latents are normalised to unit variance (scaling_factor, latents_mean/std):
     # the unit of SynCoS's step size (sampler.lr_units: latent).
     latent_std: ClassVar[float] = 1.0
