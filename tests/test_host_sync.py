@@ -17,6 +17,7 @@ import torch
 
 from host_sync import METHODS, assert_no_sync_per_step, counting
 from syncos.backends.toyworld import ToyWorldBackend
+from syncos.samplers import SynCoSOptions, sample
 from syncos.samplers.csd import stein_direction
 from syncos.timeline import plan_timeline
 
@@ -67,3 +68,16 @@ def test_the_hook_sees_a_read(monkeypatch):
         dev.tolist()
         torch.tensor([1, 2], device=dev.device)
     assert [r.split(" at ")[0] for r in reads] == ["__float__", "tolist", "upload"]
+
+
+def test_stop_below_is_the_one_read_and_only_when_asked(monkeypatch):
+    """With stop_below > 0 the CSD loop reads the update's norm once per iteration (its early stop
+    needs the number on the host), and nothing else reads."""
+    b = ToyWorldBackend(chunk_length=4)
+    opts = SynCoSOptions(steps=4, iterations=3, t_min=-1.0, stop_below=0.5)
+    with counting(monkeypatch) as reads:
+        res = sample("syncos", b, two_events(b), opts, seed=0)
+    monkeypatch.undo()
+    csd_passes = res.nfe["stage2"] // (2 * two_events(b).num_chunks)  # CFG: two passes per chunk
+    assert reads and all(r.startswith("__float__ at ") and "samplers/syncos.py" in r for r in reads), reads
+    assert len(reads) == csd_passes
