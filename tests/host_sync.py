@@ -46,7 +46,9 @@ def _where() -> str | None:
 @contextmanager
 def counting(monkeypatch):
     """Yield a list of 'what at file:line': one per host read of a device tensor, and one
-    'upload at ...' per ``torch.tensor``/``as_tensor`` of host data onto the device."""
+    'upload at ...' per ``torch.tensor``/``as_tensor`` of host data onto the device.
+
+    The patches stay until ``monkeypatch.undo()`` (called by :func:`counted_run`)."""
     reads: list[str] = []
 
     inside = []  # torch's subclass dispatch calls the patched method again: count the outer call
@@ -87,8 +89,7 @@ def counting(monkeypatch):
     def factory(name, original):
         def make(*args, **kwargs):
             out = mark(original(*args, **kwargs), kwargs.get("device"))
-            data = args[0] if args else None
-            host_data = not isinstance(data, torch.Tensor) or not isinstance(data, OnDevice)
+            host_data = not (args and isinstance(args[0], OnDevice))
             if name in UPLOADS and isinstance(out, OnDevice) and host_data and (where := _where()):
                 reads.append(f"upload at {where}")
             return out
@@ -113,6 +114,7 @@ METHODS = {
 
 
 def counted_run(monkeypatch, backend, plan, method, steps, **options):
+    """The records of one sampler run (and every monkeypatch undone after it)."""
     seen = []
     with counting(monkeypatch) as reads:
         opts = METHODS[method](steps, **options)
