@@ -109,12 +109,12 @@ class Denoiser:
         k = 2 if self.cfg else 1
         lo, hi = distributed.shard(k * n, distributed.rank(), distributed.world_size())
         local = [x.new_empty((0, *x.shape[1:]), dtype=torch.float32)]
+        pass_t = tt.repeat_interleave(k, dim=0)  # the timesteps of each pass
         for i in range(lo, hi, k * self.micro_batch):
             passes = range(i, min(i + k * self.micro_batch, hi))
             rows = torch.arange(passes.start, passes.stop, device=x.device) // k  # made there: no copy
             texts = [self.negative_prompt if p % k else prompts[p // k] for p in passes]
-            times = tt.repeat_interleave(k, dim=0)[passes.start : passes.stop]
-            local.append(self._forward(x[rows], times, texts))
+            local.append(self._forward(x[rows], pass_t[passes.start : passes.stop], texts))
         out = distributed.gather_rows(torch.cat(local), k * n, f"the {self.stage} all-gather")
         self.counter.add(self.stage, nfe=k * n)
         if self.cfg:
