@@ -67,13 +67,17 @@ class Denoiser:
 
         Wan 2.2 guides its low-noise expert with a second scale; CogVideoX's dynamic CFG follows a
         schedule over t. The stock pipelines switch CFG on by the default scale alone, and so does this.
+        The hook takes the rows' timesteps as a tensor and answers with tensor operations (or a
+        float), so nothing is read back to the host.
         """
         hook = getattr(self.backend, "guidance_scale", None)
         if hook is None:
             return self.guidance_scale
         rows = t if t.dim() == 1 else t.amax(dim=1)  # per-frame timesteps: the row's noisiest frame
-        values = [float(hook(float(ti), self.guidance_scale, self.steps)) for ti in rows.tolist()]
-        return torch.tensor(values, dtype=torch.float32).reshape(-1, *[1] * (ndim - 1))
+        w = hook(rows, self.guidance_scale, self.steps)
+        if not isinstance(w, torch.Tensor):
+            return float(w)
+        return w.float().reshape(-1, *[1] * (ndim - 1))
 
     def _forward(self, x: torch.Tensor, t: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         """Raw float output of one micro-batch (a mix of conditional and unconditional passes)."""
@@ -96,24 +100,26 @@ class Denoiser:
         n = len(x)
         if len(prompts) != n:
             raise ValueError(f"{len(prompts)} prompts for {n} chunks")
-        tt = torch.as_tensor(t, dtype=torch.float32, device=x.device)
+        # t stays where it was given (a float: on the host), so a backend that must read it (Wan
+        # 2.2 A14B picks an expert per row) reads host memory, not the device's; backends move it.
+        tt = torch.as_tensor(t, dtype=torch.float32)
         tt = tt if tt.dim() == 2 else tt.expand(n)  # (n, L): per-frame, for backends that declare it
         # Passes chunk by chunk, (cond, uncond) side by side with CFG: any contiguous slice (a
         # rank's share, a micro-batch) then holds as many of each kind, whatever they cost.
         k = 2 if self.cfg else 1
         lo, hi = distributed.shard(k * n, distributed.rank(), distributed.world_size())
         local = [x.new_empty((0, *x.shape[1:]), dtype=torch.float32)]
+        pass_t = tt.repeat_interleave(k, dim=0)  # the timesteps of each pass
         for i in range(lo, hi, k * self.micro_batch):
             passes = range(i, min(i + k * self.micro_batch, hi))
-            rows = torch.tensor([p // k for p in passes], device=x.device)
+            rows = torch.arange(passes.start, passes.stop, device=x.device) // k  # made there: no copy
             texts = [self.negative_prompt if p % k else prompts[p // k] for p in passes]
-            local.append(self._forward(x[rows], tt[rows], texts))
+            local.append(self._forward(x[rows], pass_t[passes.start : passes.stop], texts))
         out = distributed.gather_rows(torch.cat(local), k * n, f"the {self.stage} all-gather")
         self.counter.add(self.stage, nfe=k * n)
         if self.cfg:
             w = self.scales(tt, x.dim())
             w = w.to(out.device) if isinstance(w, torch.Tensor) else w
             out = out[1::2] + w * (out[0::2] - out[1::2])
-        a = torch.as_tensor(alpha, dtype=torch.float32, device=x.device)
-        s = torch.as_tensor(sigma, dtype=torch.float32, device=x.device)
-        return to_x0_eps(out, x, a, s, self.backend.prediction, getattr(self.backend, "x0_limit", None))
+        limit = getattr(self.backend, "x0_limit", None)
+        return to_x0_eps(out, x, alpha, sigma, self.backend.prediction, limit)

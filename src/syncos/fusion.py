@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
 
 
+@functools.lru_cache(maxsize=256)
+def _on_device(values: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """A small index built once per device: a host-to-device copy every step may wait on the device."""
+    return torch.tensor(values, dtype=torch.long, device=device)
+
+
 def _frame_index(starts: Sequence[int], length: int, device: torch.device) -> torch.Tensor:
-    s = torch.as_tensor(list(starts), dtype=torch.long, device=device)
+    s = _on_device(tuple(starts), device)
     return s[:, None] + torch.arange(length, device=device)[None, :]
 
 
@@ -40,7 +47,7 @@ def fuse(
     w = torch.ones(length, dtype=chunks.dtype, device=chunks.device) if window is None else window.to(chunks)
     w = w.repeat(n, 1)  # (n, L)
     if owned is not None:
-        lo, hi = (torch.tensor(v, device=chunks.device)[:, None] for v in zip(*owned, strict=True))
+        lo, hi = (_on_device(v, chunks.device)[:, None] for v in zip(*owned, strict=True))
         w = w * ((idx >= lo) & (idx < hi))
     idx, w = idx.reshape(-1), w.reshape(-1)
     flat = per_frame.reshape(n * length, -1) * w[:, None]

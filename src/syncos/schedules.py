@@ -188,8 +188,12 @@ class FlowSchedule:
 
 
 def _bcast(c: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
-    c = torch.as_tensor(c, dtype=like.dtype, device=like.device)
-    return c.reshape(c.shape + (1,) * (like.dim() - c.dim())) if c.dim() else c
+    """c shaped to broadcast over ``like``; a scalar stays a host 0-dim tensor, which kernels on
+    any device take by value (no copy to the device and nothing to wait for)."""
+    if not isinstance(c, torch.Tensor) or (c.dim() == 0 and c.device.type == "cpu"):
+        return torch.as_tensor(c, dtype=like.dtype)
+    c = c.to(like)
+    return c.reshape(c.shape + (1,) * (like.dim() - c.dim()))
 
 
 @dataclass(frozen=True)
@@ -222,7 +226,7 @@ def to_x0_eps(
     elif prediction == "flow":  # v = eps - x0 with alpha = 1 - sigma
         x0, eps = x_t - s * out, x_t + a * out
     elif prediction == "eps":
-        if bool((a <= 0).any()):
+        if alpha <= 0 if isinstance(alpha, (int, float)) else bool((a <= 0).any()):  # a float: no read
             raise ValueError("an eps prediction gives no x0 at alpha = 0 (zero terminal SNR)")
         x0, eps = (x_t - s * out) / a, out
     elif prediction == "x0":

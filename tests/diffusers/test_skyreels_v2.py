@@ -149,3 +149,26 @@ def test_constraints():
     pipe.transformer.register_to_config(num_frame_per_block=2)
     with pytest.raises(UserError, match="causal blocks of 2 latent frames: .*multiple of 2, got 3"):
         load_diffusers_backend(None, pipe=pipe, height=16, width=16, model_options={"native_frames": 9})
+
+
+def test_df_runs_a_batch_in_one_forward(monkeypatch):
+    """Three chunks at different per-frame levels: one transformer call, equal to one call per
+    chunk (test_df_per_frame_timesteps_are_the_transformer_s). Fails on the old code, which made
+    one call per chunk whenever the fps embedding was on (inject_sample_info)."""
+    b = load("skyreels-v2-df")
+    assert b.pipe.transformer.config.inject_sample_info
+    L = b.chunk_length
+    x = torch.randn(3, *b.latent_shape(L))
+    t = torch.tensor([[900.0, 600.0, 300.0][:L], [999.0, 500.0, 10.0][:L], [400.0, 400.0, 100.0][:L]])
+    cond = b.encode(["a cat", "a dog", "a cow"])
+    rows = []
+    forward = b.pipe.transformer.forward
+    monkeypatch.setattr(
+        b.pipe.transformer,
+        "forward",
+        lambda hidden_states, **kw: rows.append(len(hidden_states)) or forward(hidden_states, **kw),
+    )
+    out = b.forward(x, t, cond)
+    assert rows == [3]
+    alone = torch.cat([b.forward(x[i : i + 1], t[i : i + 1], cond[i : i + 1]) for i in range(3)])
+    assert torch.allclose(out, alone, atol=1e-6)

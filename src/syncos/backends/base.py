@@ -10,7 +10,9 @@ with its frames on ``frame_axis``. Chunks are stacked on a new leading axis.
 
 Optional attributes: ``latent_std`` (the standard deviation of clean latents, 1.0 if absent: the
 unit SynCoS's step size is given in), ``per_frame_timesteps``, ``threads``, ``solver``,
-``sampler_defaults`` (sampler keys, e.g. steps, a scenario gets unless it sets them).
+``sampler_defaults`` (sampler keys, e.g. steps, a scenario gets unless it sets them), and
+``guidance_scale(t, default, steps)``: the CFG scale of each row from its timesteps t (a tensor),
+computed with tensor operations (or a float), so that nothing is read back from the device.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class Backend(Protocol):
         """Raw network output for a batch of chunk latents x (n, *chunk_shape) at timesteps t (n,).
 
         A backend that sets ``per_frame_timesteps = True`` also takes t (n, L), one per frame (FIFO).
+        t comes on the host (so reading it costs no device sync): move it where the network runs.
         """
 
     def decode(self, latent: torch.Tensor) -> Iterator[np.ndarray]:

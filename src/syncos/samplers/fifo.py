@@ -161,7 +161,8 @@ def sample_fifo(
 
     lv = level[idx]  # (w, L) grid index of every window position
     alpha_to, sigma_to = _next_levels(g)
-    t, a, s, a_next, s_next = (shaped(v[lv]) for v in (g.timesteps, g.alpha, g.sigma, alpha_to, sigma_to))
+    a, s, a_next, s_next = (shaped(v[lv]) for v in (g.alpha, g.sigma, alpha_to, sigma_to))
+    t = g.timesteps[lv].float()  # (w, L), on the host: a backend reading t (Wan 2.2 experts) waits on nothing
     top = shaped((lv == lv.min(dim=1, keepdim=True).values).double())  # each window's noisiest frame
 
     def event_prompts(first_id: int) -> list[str]:
@@ -192,13 +193,13 @@ def sample_fifo(
             x = queue.movedim(axis, 0)[idx].movedim(1, axis + 1)  # (w, *chunk_shape)
             prompts = event_prompts(i - (N - L))
             if mode == "per-frame":
-                x0, eps = run.denoiser(x, t.reshape(len(windows), L), a, s, prompts)
+                x0, eps = run.denoiser(x, t, a, s, prompts)
             else:  # lift every frame to its window's noisiest level: one true timestep per window
-                t_w, a_w, s_w = (_pick(v, top, axis) for v in (t, a, s))
+                a_w, s_w = (_pick(v, top, axis) for v in (a, s))
                 ratio = a_w / a.clamp_min(1e-12) * (1 - top) + top
                 extra = (s_w**2 - (ratio * s) ** 2).clamp_min(0).sqrt()
                 lifted = ratio * x + extra * run.randn(tuple(x.shape))
-                x0, _ = run.denoiser(lifted, t_w.flatten(), a_w.flatten(), s_w.flatten(), prompts)
+                x0, _ = run.denoiser(lifted, t.amax(dim=1), a_w.flatten(), s_w.flatten(), prompts)
                 eps = (x - a * x0) / s.clamp_min(1e-12)  # each frame steps from its own x_t
             stepped = (a_next * x0 + s_next * eps).movedim(axis + 1, 1)  # (w, L, ...)
         new = queue.movedim(axis, 0).clone()

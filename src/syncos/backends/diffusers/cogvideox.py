@@ -109,11 +109,11 @@ class CogVideoXBackend(DiffusersBackend):
                 )
         return self._rotary[frames]
 
-    def guidance_scale(self, t: float, default: float, steps: int) -> float:
+    def guidance_scale(self, t: torch.Tensor, default: float, steps: int) -> torch.Tensor | float:
         """With use_dynamic_cfg, CogVideoXPipeline's schedule (its formula, t on the 0..1000 scale)."""
         if not self.dynamic_cfg:
             return default
-        return 1 + default * ((1 - math.cos(math.pi * ((steps - t) / steps) ** 5.0)) / 2)
+        return 1 + default * ((1 - torch.cos(math.pi * ((steps - t.double()) / steps) ** 5.0)) / 2)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         tr = self.pipe.transformer

@@ -207,6 +207,26 @@ def flow_schedule(scheduler: Any, timesteps_kwargs: Callable[[int], dict] | None
     )
 
 
+def check_noise_to_clean(schedule: Any, scheduler: Any, family: str, steps: int = 8) -> None:
+    """Refuse a folder whose schedule, as the adapter reads it, runs from clean to noise.
+
+    Every sampler walks the grid from noise to clean (the noise-to-signal ratio sigma / alpha
+    falls at every step); a scheduler setting that flips it (e.g. ``invert_sigmas`` on a family
+    whose network does not take inverted time) would otherwise run, synchronise nowhere, and blame
+    the step count.
+    """
+    g = schedule.grid(steps)
+    if bool((g.sigma_next * g.alpha < g.sigma * g.alpha_next).all()):  # the grid lives on the host
+        return
+    cfg = dict(scheduler.config)
+    setting = f" with invert_sigmas={cfg['invert_sigmas']}" if "invert_sigmas" in cfg else ""
+    raise UserError(
+        f"{family}: the pipeline's {type(scheduler).__name__}{setting} gives a grid from clean to noise "
+        f"(noise level {float(g.sigma[0]):.3g} at the first of {steps} steps, {float(g.sigma_next[-1]):.3g} "
+        f"after the last); syncos samples from noise to clean: load the scheduler the {family} family ships"
+    )
+
+
 def check_options(family: str, options: dict | None, allowed: dict[str, str]) -> dict:
     options = dict(options or {})
     unknown = sorted(set(options) - set(allowed))
@@ -232,6 +252,7 @@ class DiffusersBackend:
     family: ClassVar[str] = ""
     options_help: ClassVar[dict[str, str]] = {}
     causal_vae: ClassVar[bool] = True
+    frames_as_batch: ClassVar[bool] = False  # an image VAE decodes a tile's frames as one batch
     # Every family's VAE latents are normalised to unit variance (scaling_factor, latents_mean/std):
     # the unit of SynCoS's step size (sampler.lr_units: latent).
     latent_std: ClassVar[float] = 1.0
@@ -262,6 +283,7 @@ class DiffusersBackend:
         self.options = check_options(self.family, model_options, {**COMMON_OPTIONS, **self.options_help})
         self._cache: dict[str, Any] = {}
         self._rgb: tuple[torch.Tensor, torch.Tensor] | None = None  # preview(): the fitted map
+        self._stats: tuple[torch.Tensor, torch.Tensor] | None = None  # _vae_input(): mean, std on the device
         self._setup()
         self.solver, self.x0_limit = scheduler_solver(self.pipe.scheduler, self.options.get("solver"))
         if type(self.pipe.scheduler).__name__ in (UNIPC, DPM, EULER_A) and type(self.schedule) is VPSchedule:
@@ -293,11 +315,16 @@ class DiffusersBackend:
             self.options.get("stride")
             or max(1, min(self.chunk_length, self.native_stride(self.chunk_length)))
         )
+        self._finish()
+        check_noise_to_clean(self.schedule, self.pipe.scheduler, self.family)
 
     # ---- hooks a family fills in ------------------------------------------------------------
     def _setup(self) -> None:
         """Read the pipeline's factors, prediction type and schedule."""
         raise NotImplementedError
+
+    def _finish(self) -> None:
+        """What needs the chunk length and size (LTX's shift depends on the token count)."""
 
     def default_size(self) -> tuple[int, int]:
         raise NotImplementedError
@@ -398,6 +425,23 @@ class DiffusersBackend:
         x = torch.cat([z.flatten(1), torch.ones(1, h * w)]).T.double()  # (h*w, C + 1)
         sol = torch.linalg.lstsq(x, rgb.flatten(1).T.double()).solution.float()  # (C + 1, 3)
         return sol[:-1], sol[-1]
+
+    def _vae_input(
+        self, latent: torch.Tensor, stats: tuple[Any, Any] | None, scaling: float = 1.0
+    ) -> torch.Tensor:
+        """The batch of one latent tile in the VAE's units, float32 on the device: ``latent * std /
+        scaling + mean`` (``latent / scaling`` without ``stats``), the stock pipelines' arithmetic.
+
+        The tile never leaves the device, and the per-channel statistics are moved there once.
+        """
+        z = latent.unsqueeze(0).to(self.device, torch.float32)
+        if stats is None:
+            return z / scaling
+        if self._stats is None:
+            shape = (1, z.shape[1]) + (1,) * (z.dim() - 2)
+            self._stats = tuple(torch.as_tensor(v).float().to(self.device).view(shape) for v in stats)
+        mean, std = self._stats
+        return z * std / scaling + mean
 
     def decode(self, latent: torch.Tensor) -> Iterator[np.ndarray]:
         """Frames (H, W, 3) uint8, decoded in overlapping temporal tiles: memory does not grow with length."""

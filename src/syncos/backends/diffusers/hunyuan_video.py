@@ -83,5 +83,5 @@ class HunyuanVideoBackend(DiffusersBackend):
 
     def _decode_tile(self, latent: torch.Tensor) -> torch.Tensor:
         vae = self.pipe.vae
-        z = latent.unsqueeze(0) / vae.config.scaling_factor
-        return vae.decode(z.to(self.device, vae.dtype), return_dict=False)[0][0]
+        z = self._vae_input(latent, None, vae.config.scaling_factor)
+        return vae.decode(z.to(vae.dtype), return_dict=False)[0][0]

@@ -60,7 +60,7 @@ class Kandinsky5Backend(DiffusersBackend):
             rows.append(torch.nn.functional.pad(qwen[:, :n], (0, 0, 0, width - n)))
             lengths.append(n)
             pooled.append(clip)
-        return torch.cat(rows), torch.tensor(lengths, device=self.device), torch.cat(pooled)
+        return torch.cat(rows), torch.tensor(lengths), torch.cat(pooled)  # lengths on the host: read per call
 
     def scale_factor(self) -> tuple[float, float, float]:
         """RoPE scale by resolution, as Kandinsky5T2VPipeline picks it: 480p-sized or larger."""

@@ -172,6 +172,9 @@ def load_diffusers_backend(model: str | None = None, *, pipe: Any = None, **sett
     dtype = DTYPES.get(dtype_name) if dtype_name else None
     device = _device(settings.get("device"))
 
+    if pipe is None and not model:
+        raise UserError(f"no model given; name a diffusers model id or folder ({supported()})")
+
     from syncos.backends.opensora_plan import backend as opensora_plan
 
     if pipe is None and opensora_plan.is_opensora_plan(model):
@@ -182,9 +185,21 @@ def load_diffusers_backend(model: str | None = None, *, pipe: Any = None, **sett
             **{k: v for k, v in settings.items() if k not in ("dtype", "device")},
         )
     if pipe is None:
-        if not model:
-            raise UserError(f"no model given; name a diffusers model id or folder ({supported()})")
         cls_name = _pipeline_class(str(model))
+    else:
+        cls_name = _family_of_class(type(pipe).__name__, "the pipeline handed over")
+    _, module_name, class_name = FAMILIES[cls_name]
+    import importlib
+
+    adapter = getattr(importlib.import_module(f"syncos.backends.diffusers.{module_name}"), class_name)
+    if settings.get("vae_slicing") and not adapter.frames_as_batch:
+        raise UserError(
+            f"vae_slicing: {adapter.family}'s video VAE decodes each temporal tile as a batch of one, so "
+            "slicing would change nothing; bound decode memory with model_options.decode_tile (latent "
+            "frames per tile) or vae_tiling (vae_slicing acts for animatediff and modelscope)"
+        )
+
+    if pipe is None:
         from diffusers import DiffusionPipeline
 
         kwargs: dict[str, Any] = {"use_safetensors": True, "local_files_only": _local_only()}
@@ -196,10 +211,8 @@ def load_diffusers_backend(model: str | None = None, *, pipe: Any = None, **sett
             raise UserError(
                 f"model {model!r} could not be loaded as a {cls_name}: {type(e).__name__}: {first_line(e)}"
             ) from None
-    else:
-        cls_name = _family_of_class(type(pipe).__name__, "the pipeline handed over")
-        if dtype is not None:
-            pipe.to(dtype=dtype)
+    elif dtype is not None:
+        pipe.to(dtype=dtype)
 
     for name in ("transformer", "transformer_2", "unet", "vae", "text_encoder", "text_encoder_2"):
         module = getattr(pipe, name, None)
@@ -213,13 +226,7 @@ def load_diffusers_backend(model: str | None = None, *, pipe: Any = None, **sett
     if settings.get("vae_tiling"):
         pipe.vae.enable_tiling()
     if settings.get("vae_slicing"):
-        pipe.vae.enable_slicing()
-
-    _, module_name, class_name = FAMILIES[cls_name]
-    import importlib
-
-    module = importlib.import_module(f"syncos.backends.diffusers.{module_name}")
-    adapter = getattr(module, class_name)
+        pipe.vae.enable_slicing()  # image VAEs: the tile's frames one at a time
     return adapter(
         pipe,
         height=settings.get("height"),

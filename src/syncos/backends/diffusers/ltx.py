@@ -79,10 +79,6 @@ class LTXBackend(DiffusersBackend):
             lambda steps: {"sigmas": np.linspace(1.0, 1 / steps, steps), **kwargs},
         )
 
-    def __init__(self, pipe: Any, **kw: Any):
-        super().__init__(pipe, **kw)
-        self._finish()
-
     def default_size(self) -> tuple[int, int]:
         return 512, 704
 
@@ -128,15 +124,12 @@ class LTXBackend(DiffusersBackend):
 
     def _decode_tile(self, latent: torch.Tensor) -> torch.Tensor:
         vae = self.pipe.vae
-        c = latent.shape[0]
-        mean = vae.latents_mean.view(1, c, 1, 1, 1).float().cpu()
-        std = vae.latents_std.view(1, c, 1, 1, 1).float().cpu()
-        z = latent.unsqueeze(0).float().cpu() * std / vae.config.scaling_factor + mean
+        z = self._vae_input(latent, (vae.latents_mean, vae.latents_std), vae.config.scaling_factor)
         temb = None
         if vae.config.timestep_conditioning:
             if self.decode_noise_scale:
                 g = torch.Generator().manual_seed(0)
-                noise = torch.randn(z.shape, generator=g)
+                noise = torch.randn(z.shape, generator=g).to(z.device)  # seeded on the host, as before
                 z = (1 - self.decode_noise_scale) * z + self.decode_noise_scale * noise
             temb = torch.tensor([self.decode_timestep], device=self.device, dtype=vae.dtype)
-        return vae.decode(z.to(self.device, vae.dtype), temb, return_dict=False)[0][0]
+        return vae.decode(z.to(vae.dtype), temb, return_dict=False)[0][0]

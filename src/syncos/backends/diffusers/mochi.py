@@ -1,8 +1,11 @@
 """Mochi 1: latents (C, F, H, W), flow matching with inverted time, T5 text, a causal VAE (x6 in time).
 
-Mochi's scheduler runs with ``invert_sigmas``: the network is given ``1000 * (1 - sigma)`` and
-predicts ``x0 - eps``. The grid here keeps sigma as the noise level (so ``t_min`` and the
-samplers read it as for every flow model) and the adapter converts at the network's door.
+The released checkpoint's scheduler runs with ``invert_sigmas``: the network is given
+``1000 * (1 - sigma)`` and predicts ``x0 - eps``. The grid here keeps sigma as the noise level
+(so ``t_min`` and the samplers read it as for every flow model) and the adapter converts at the
+network's door. The setting is read from the folder's scheduler config, not assumed: without it
+the scheduler's grid already is noise levels, and the network gets the scheduler's timesteps
+and output sign as MochiPipeline gives them (a plain flow model).
 """
 
 from __future__ import annotations
@@ -48,7 +51,9 @@ class MochiBackend(DiffusersBackend):
         self.prediction = "flow"
         self.max_sequence_length = int(self.options.get("max_sequence_length") or 256)
         cfg = dict(pipe.scheduler.config)
-        self.schedule = NoiseLevelSchedule(
+        self.inverted = bool(cfg.get("invert_sigmas", False))
+        schedule = NoiseLevelSchedule if self.inverted else PipelineFlowSchedule
+        self.schedule = schedule(
             shift=float(cfg.get("shift") or 1.0),
             num_train_timesteps=int(cfg.get("num_train_timesteps", 1000)),
             scheduler=pipe.scheduler,
@@ -80,25 +85,20 @@ class MochiBackend(DiffusersBackend):
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         tr = self.pipe.transformer
         embeds, mask = cond
-        T = self.schedule.num_train_timesteps
+        t = t.to(self.device)
         with torch.no_grad():
             out = tr(
                 hidden_states=x.to(self.device, tr.dtype),
                 encoder_hidden_states=embeds,
-                timestep=T - t.to(self.device),
+                timestep=self.schedule.num_train_timesteps - t if self.inverted else t,
                 encoder_attention_mask=mask,
                 return_dict=False,
             )[0]
-        return -out  # x0 - eps -> the usual flow velocity eps - x0
+        return -out if self.inverted else out  # x0 - eps -> the usual flow velocity eps - x0
 
     def _decode_tile(self, latent: torch.Tensor) -> torch.Tensor:
         vae = self.pipe.vae
-        c = latent.shape[0]
-        z = latent.unsqueeze(0).float().cpu()
-        if vae.config.latents_mean is not None and vae.config.latents_std is not None:
-            mean = torch.tensor(vae.config.latents_mean).view(1, c, 1, 1, 1)
-            std = torch.tensor(vae.config.latents_std).view(1, c, 1, 1, 1)
-            z = z * std / vae.config.scaling_factor + mean
-        else:
-            z = z / vae.config.scaling_factor
-        return vae.decode(z.to(self.device, vae.dtype), return_dict=False)[0][0]
+        mean, std = vae.config.latents_mean, vae.config.latents_std
+        stats = None if mean is None or std is None else (mean, std)
+        z = self._vae_input(latent, stats, vae.config.scaling_factor)
+        return vae.decode(z.to(vae.dtype), return_dict=False)[0][0]

@@ -68,16 +68,8 @@ class SkyReelsV2DFBackend(SkyReelsV2Backend):
                 f"per-frame timesteps of shape {tuple(t.shape)} for {n} chunks of {frames} frames"
             )
         t = t.long()
+        # One call for the batch. The transformer adds the fps embedding repeated over frames,
+        # (F, 6, D), to a (n, F, 6, D) projection: one fps for the batch broadcasts over its rows,
+        # which is right because they all have the same (n of them would not broadcast for n > 1).
         fps = 0 if self.fps == 16 else 1  # the fps embedding's two classes: 16 fps or 24 fps
-        if not self.pipe.transformer.config.inject_sample_info:
-            return self._call(x, t, cond, enable_diffusion_forcing=True, fps=[fps] * n)
-        # with per-frame timesteps the transformer adds the fps embedding right for a batch of
-        # one only (it repeats it over frames, not rows); the pipeline's passes are batches of one
-        return torch.cat(
-            [
-                self._call(
-                    x[i : i + 1], t[i : i + 1], cond[i : i + 1], enable_diffusion_forcing=True, fps=[fps]
-                )
-                for i in range(n)
-            ]
-        )
+        return self._call(x, t, cond, enable_diffusion_forcing=True, fps=[fps])

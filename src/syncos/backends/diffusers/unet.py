@@ -21,6 +21,7 @@ class UNetBackend(DiffusersBackend):
     family = "unet"
     options_help = {"native_frames": "frames of the model's native clip (default 16)"}
     causal_vae = False
+    frames_as_batch = True  # an image VAE: a tile's frames are one batch, which vae_slicing splits
     default_fps = 8.0
     native_frames = 16
 

@@ -71,56 +71,43 @@ class WanBackend(DiffusersBackend):
         )
         return embeds.to(self._dtype)
 
-    def expert(self, t: float) -> Any:
-        """transformer for high noise (t >= boundary), transformer_2 below it, as WanPipeline does."""
+    def experts(self, t: torch.Tensor) -> list[tuple[Any, torch.Tensor | None]]:
+        """(network, its rows or None for all) for timesteps t: transformer for high noise
+        (t >= boundary), transformer_2 below it, as WanPipeline does. One expert reads nothing of
+        t; two read it on the host (the denoiser keeps t there, so this is no device sync)."""
         pipe = self.pipe
-        if self.boundary is None or t >= self.boundary:
-            return pipe.transformer
-        return pipe.transformer_2
+        if self.boundary is None:
+            return [(pipe.transformer, None)]
+        rows = t if t.dim() == 1 else t.amax(dim=1)  # per-frame: the expert of the noisiest frame
+        high = rows.cpu() >= self.boundary
+        picks = [(pipe.transformer, high), (pipe.transformer_2, ~high)]
+        return [(m, mask.nonzero().flatten()) for m, mask in picks if bool(mask.any())]
 
-    def guidance_scale(self, t: float, default: float, steps: int) -> float:
+    def guidance_scale(self, t: torch.Tensor, default: float, steps: int) -> torch.Tensor | float:
         """guidance_scale_2 where the low-noise expert runs, as WanPipeline does."""
-        if self.guidance_scale_2 is not None and t < self.boundary:
-            return self.guidance_scale_2
-        return default
+        if self.guidance_scale_2 is None:
+            return default
+        return torch.where(t < self.boundary, self.guidance_scale_2, default)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
-        t = t.to(self.device)
-        out = torch.empty_like(x, dtype=self._dtype, device=self.device)
+        out = None
         with torch.no_grad():
-            # rows may sit on either side of the boundary: run each expert on its own rows
-            groups: dict[int, list[int]] = {}
-            models = {}
-            rows = t if t.dim() == 1 else t.amax(dim=1)  # per-frame: the expert of the noisiest frame
-            for i, ti in enumerate(rows.tolist()):
-                m = self.expert(ti)
-                groups.setdefault(id(m), []).append(i)
-                models[id(m)] = m
-            for key, rows in groups.items():
-                model = models[key]
-                idx = torch.tensor(rows, device=self.device)
-                xi = x[idx.to(x.device)].to(self.device, model.dtype)
-                ti = t[idx]
-                if (
-                    self.expand_timesteps
-                ):  # Wan 2.2 TI2V: one timestep per token, ordered (frame, row, column)
-                    f, h, w = (
-                        xi.shape[2] // self.patch[0],
-                        xi.shape[3] // self.patch[1],
-                        xi.shape[4] // self.patch[2],
-                    )
+            for model, idx in self.experts(t):  # rows may sit on either side of the boundary
+                xi, ti, ci = (v if idx is None else v[idx] for v in (x, t, cond))
+                xi, ti = xi.to(self.device, model.dtype), ti.to(self.device)
+                if self.expand_timesteps:  # Wan 2.2 TI2V: a timestep per token, ordered (frame, row, column)
+                    f, h, w = (xi.shape[2 + d] // self.patch[d] for d in range(3))
                     ti = (ti if ti.dim() == 2 else ti[:, None].expand(-1, f)).repeat_interleave(h * w, dim=1)
                 elif ti.dim() == 2:
                     raise ValueError("per-frame timesteps need Wan 2.2 TI2V (expand_timesteps)")
-                out[idx] = model(
-                    hidden_states=xi, timestep=ti, encoder_hidden_states=cond[idx], return_dict=False
-                )[0].to(out.dtype)
+                y = model(hidden_states=xi, timestep=ti, encoder_hidden_states=ci, return_dict=False)[0]
+                if idx is None:
+                    return y.to(self._dtype)
+                out = y.new_empty((len(x), *y.shape[1:])) if out is None else out
+                out[idx] = y
         return out
 
     def _decode_tile(self, latent: torch.Tensor) -> torch.Tensor:
         vae = self.pipe.vae
-        c = vae.config.z_dim
-        mean = torch.tensor(vae.config.latents_mean).view(1, c, 1, 1, 1)
-        std = torch.tensor(vae.config.latents_std).view(1, c, 1, 1, 1)
-        z = latent.unsqueeze(0).float().cpu() * std + mean
-        return vae.decode(z.to(self.device, vae.dtype), return_dict=False)[0][0]
+        z = self._vae_input(latent, (vae.config.latents_mean, vae.config.latents_std))
+        return vae.decode(z.to(vae.dtype), return_dict=False)[0][0]
