@@ -91,8 +91,8 @@ def interrupted_run(out: Path, data: dict, after: int = 2) -> checkpoint.Checkpo
     No write is due before (every 5 minutes): the step on disk is the one the cancel flushed.
     """
     store = store_for(out, data)
-    with pytest.raises(Cancelled), checkpoint.active(store):
-        api.generate(data, callback=lambda step: step.index + 1 < after)
+    with pytest.raises(Cancelled):
+        api.generate(data, callback=lambda step: step.index + 1 < after, checkpoint=store)
     assert saved_step(out) == after - 1
     return store
 
@@ -100,8 +100,7 @@ def interrupted_run(out: Path, data: dict, after: int = 2) -> checkpoint.Checkpo
 def resume_in_process(out: Path, data: dict) -> api.Generation:
     store = store_for(out, data)
     store.load()
-    with checkpoint.active(store):
-        return api.generate(data)
+    return api.generate(data, checkpoint=store)
 
 
 def assert_one_line_refusal(rc: int, err: str, *parts: str) -> None:
@@ -208,8 +207,7 @@ def test_writes_follow_the_clock_every_n_steps_and_the_last_step(tmp_path, every
         written.append(store.written)
         now[0] += 60.0
 
-    with checkpoint.active(store):
-        api.generate(data, callback=tick)
+    api.generate(data, callback=tick, checkpoint=store)
     assert written == expected
 
 
@@ -233,8 +231,8 @@ def test_a_cancel_and_an_error_write_the_newest_step(tmp_path, monkeypatch):
 
     monkeypatch.setattr(model.ToyWorldBackend, "forward", failing)
     out = tmp_path / "error"
-    with pytest.raises(RuntimeError, match="injected"), checkpoint.active(store_for(out, data)):
-        api.generate(data)
+    with pytest.raises(RuntimeError, match="injected"):
+        api.generate(data, checkpoint=store_for(out, data))
     step = saved_step(out)
     monkeypatch.undo()
     assert step is not None and step >= 0
@@ -305,8 +303,8 @@ def test_death_at_each_write_point_then_resume_is_bit_identical(tmp_path, monkey
     ref = reference(data)
     write = 3 if method == "fifo" else 2  # FIFO's first write is its base clip (step -1)
     _die_at(monkeypatch, point, write)
-    with checkpoint.active(store_for(out, data, every=1)), pytest.raises(Died):
-        api.generate(data)
+    with pytest.raises(Died):
+        api.generate(data, checkpoint=store_for(out, data, every=1))
     monkeypatch.undo()
     assert saved_step(out) == POINTS[point]
     partial = io.partial_path(out / checkpoint.FILE)
@@ -471,18 +469,15 @@ def test_fifo_resumes_without_sampling_its_base_clip_again(tmp_path, stop):
         return True
 
     every = None if stop == -1 else 1
-    with (
-        checkpoint.active(checkpoint.Checkpoint(tmp_path, {"case": "fifo"}, every=every)),
-        pytest.raises(Stop),
-    ):
-        sample("fifo", backend, plan, options, seed=1, callback=stopper)
+    stop_store = checkpoint.Checkpoint(tmp_path, {"case": "fifo"}, every=every)
+    with pytest.raises(Stop):
+        sample("fifo", backend, plan, options, seed=1, callback=stopper, checkpoint=stop_store)
     assert saved_step(tmp_path) == stop
 
     backend.calls.clear()
     go = checkpoint.Checkpoint(tmp_path, {"case": "fifo"})
     go.load()
-    with checkpoint.active(go):
-        got = sample("fifo", backend, plan, options, seed=1)
+    got = sample("fifo", backend, plan, options, seed=1, checkpoint=go)
     done = marks[stop] if stop >= 0 else marks[0] - (marks[1] - marks[0])
     assert len(backend.calls) == calls_total - done
     assert torch.equal(got.latent, ref.latent) and got.nfe == ref.nfe
@@ -650,10 +645,9 @@ def test_a_multistep_solver_history_is_restored(tmp_path, method):
         options = SAMPLERS[method][1](steps=6, guidance_scale=2.0, iterations=1, t_min=800)
     ref = sample(method, backend, plan, options, seed=1)
     stop = checkpoint.Checkpoint(tmp_path, {"case": method})
-    with pytest.raises(Cancelled), checkpoint.active(stop):
-        sample(method, backend, plan, options, seed=1, callback=lambda s: s.index < 3)
+    with pytest.raises(Cancelled):
+        sample(method, backend, plan, options, seed=1, callback=lambda s: s.index < 3, checkpoint=stop)
     go = checkpoint.Checkpoint(tmp_path, {"case": method})
     assert go.load().step == 3 and go.saved.values["history"].x0  # a history with estimates in it
-    with checkpoint.active(go):
-        got = sample(method, backend, plan, options, seed=1)
+    got = sample(method, backend, plan, options, seed=1, checkpoint=go)
     assert torch.equal(got.latent, ref.latent) and got.nfe == ref.nfe and got.solver == ref.solver

@@ -126,7 +126,8 @@ def test_renoise_control_is_ddim_with_fresh_noise_in_the_window():
     o = SynCoSOptions(steps=6, iterations=0, t_min=500)
     r = sample("syncos", b, plan, o, seed=2)
     assert r.nfe["stage2"] == 0
-    from syncos.samplers.common import Run, codenoise_estimate
+    from syncos.samplers.codenoise import codenoise_estimate
+    from syncos.samplers.run import Run
 
     run = Run(b, plan, o, 2, None)
     x = run.randn()
@@ -238,7 +239,7 @@ def test_nfe_counts():
 def _csd_step(opts: SynCoSOptions, x0_seed: int = 5, k: int = 1):
     """One stage-2 call at grid step k on a 6-chunk plan, with every denoiser call recorded:
     (run, plan, x0, (t, alpha, sigma), theta, eps_base, calls)."""
-    from syncos.samplers.common import Run
+    from syncos.samplers.run import Run
     from syncos.samplers.syncos import synchronise
 
     b = GaussianBackend()
@@ -421,7 +422,8 @@ def test_stage1_fusion_weights_and_layout(blend, layout):
     estimates: pyramid weights [1, 2, 3, 3, 2, 1] / 3 toward chunk middles, uniform, or shifted
     tiles where each frame is its owner's alone. Kills: ``blend`` ignored; ``layout`` ignored
     (overlaps averaged); a tile's frames taken from another chunk."""
-    from syncos.samplers.common import Run, denoise_chunks
+    from syncos.samplers.codenoise import denoise_chunks
+    from syncos.samplers.run import Run
 
     b = GaussianBackend()
     plan = make_plan(b, frames=(8, 8))
@@ -457,7 +459,8 @@ def test_lr_in_latent_units_scales_by_the_backends_latent_std():
 
 def test_implied_baseline_noise_makes_the_first_csd_iteration_free():
     """theta = x0 re-noised with the implied noise is x itself: stage 1's forward is the first CSD one."""
-    from syncos.samplers.common import Run, denoise_chunks
+    from syncos.samplers.codenoise import denoise_chunks
+    from syncos.samplers.run import Run
     from syncos.samplers.syncos import synchronise
 
     b = GaussianBackend()
@@ -491,7 +494,7 @@ def test_stage2_pulls_chunks_toward_the_model():
     b = GaussianBackend(tau=0.3, static=True)
     plan = make_plan(b, frames=(10,))
     from syncos.fusion import crop
-    from syncos.samplers.common import Run
+    from syncos.samplers.run import Run
     from syncos.samplers.syncos import synchronise
 
     run = Run(b, plan, SynCoSOptions(guidance_scale=1.0), 0, None)
@@ -560,7 +563,7 @@ def test_eps_prediction_at_zero_terminal_snr_is_refused():
 
 def test_rescheduled_noise_gives_every_chunk_the_first_chunks_noise_in_another_order():
     from syncos.errors import UserError
-    from syncos.samplers.common import Run
+    from syncos.samplers.run import Run
 
     b = GaussianBackend()
     plan = make_plan(b, frames=(9, 9))  # 18 frames, L 6, stride 2

@@ -9,7 +9,7 @@ import torch
 from gaussian_backend import GaussianBackend
 from syncos.errors import UserError
 from syncos.samplers import SamplerOptions, SynCoSOptions, sample
-from syncos.samplers.common import Run
+from syncos.samplers.run import Run
 from syncos.samplers.syncos import synchronise
 from test_samplers import make_plan
 

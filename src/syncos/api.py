@@ -18,6 +18,7 @@ import torch
 
 from syncos import __version__, distributed, threads
 from syncos.backends import Backend, load_backend
+from syncos.checkpoint import Checkpoint
 from syncos.errors import UserError
 from syncos.io import output_folder, write_json, write_video
 from syncos.samplers import SAMPLERS, Callback
@@ -180,17 +181,19 @@ def generate(
     backend: Backend | None = None,
     callback: Callback | None = None,
     overrides: list[str] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> Generation:
     """Sample the long latent of a scenario (a Scenario, a mapping, or a YAML/JSON path).
 
     ``pipe`` hands over a diffusers pipeline the caller already built (LoRA, quantisation and
-    offloading stay as set up); ``backend`` reuses a loaded backend across calls.
+    offloading stay as set up); ``backend`` reuses a loaded backend across calls; ``checkpoint``
+    makes the run resumable (:mod:`syncos.checkpoint`: restored from it, written to it).
     """
     start = time.perf_counter()
     scenario, backend, plan = prepare(scenario, pipe=pipe, backend=backend, overrides=overrides)
     fn = SAMPLERS[scenario.method][0]
     with threads.for_backend(backend):  # one thread for toyworld / tiny models unless the user chose
-        result = fn(backend, plan, scenario.sampler_options(), scenario.seed, callback)
+        result = fn(backend, plan, scenario.sampler_options(), scenario.seed, callback, checkpoint)
     if not bool(torch.isfinite(result.latent).all()):
         raise UserError(
             "sampling diverged: the latent holds NaN or infinity; lower sampler.guidance_scale or sampler.lr"

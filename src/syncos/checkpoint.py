@@ -22,19 +22,19 @@ the progress callback or any error write the newest completed step, kept in memo
 files that a crash between their writes left disagreeing): a resume refuses it with one line; a
 run without --resume replaces it.
 
-A sampler needs two hooks, both on :class:`syncos.samplers.common.Run`: ``run.resume(**state)``
-before its loop (returns the first step and the state, restored if a checkpoint matched) and
-``run.checkpoint(k, **state)`` at the end of step k. Everything else the samplers draw comes
-from the run's one generator, so restoring it makes the rest of the run bit-identical.
+The samplers' one loop (:meth:`syncos.samplers.run.Run.loop`) restores the loop state before
+its first step, offers the state after each step, and flushes the newest one when an error
+stops the run. Everything else the samplers draw comes from the run's one generator, so
+restoring it makes the rest of the run bit-identical.
 
-The store is handed to the run through a context variable (:func:`active`), so the samplers'
-signatures stay plain and runs without a store (the bench, the API) pay nothing.
+The store is passed explicitly, ``generate(..., checkpoint=store)`` or ``sample(...,
+checkpoint=store)``; runs without one (the bench, the API by default) pay nothing. Whoever makes
+the store also decides what a signal does: :meth:`Checkpoint.on_signals`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import dataclasses
 import json
 import math
@@ -319,6 +319,29 @@ class Checkpoint:
                 with contextlib.suppress(OSError):
                     folder.rmdir()
 
+    @contextlib.contextmanager
+    def on_signals(self) -> Iterator[Checkpoint]:
+        """In the block, SIGINT and SIGTERM write the newest completed step and then stop the run
+        with KeyboardInterrupt (a write in progress finishes first). Only the main thread can take
+        signals: elsewhere (the studio's worker threads) the block changes nothing."""
+        handlers: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+
+            def stop(signum, frame):
+                if self._writing:
+                    self._interrupted = True
+                    return
+                self.flush()
+                raise KeyboardInterrupt
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                handlers[sig] = signal.signal(sig, stop)
+        try:
+            yield self
+        finally:
+            for sig, h in handlers.items():
+                signal.signal(sig, h)
+
     def _write(self, state: State) -> None:
         from syncos.io import write_tensors
 
@@ -373,55 +396,11 @@ def _state(meta: Any, raw: Mapping[str, torch.Tensor]) -> State:
     return State(step, total, values, rng, nfe, seconds, first_order, dict(meta["fingerprint"]))
 
 
-_active: contextvars.ContextVar[Checkpoint | None] = contextvars.ContextVar("syncos_checkpoint", default=None)
-
-
-def current() -> Checkpoint | None:
-    """The checkpoint of the run being sampled in this context, if any."""
-    return _active.get()
-
-
-@contextlib.contextmanager
-def active(store: Checkpoint | None) -> Iterator[None]:
-    """Sample with ``store``: runs started in the block restore from and write to it.
-
-    A run that stops with an error (a cancel from the callback included) first writes its newest
-    completed step. In the main thread, SIGINT and SIGTERM do the same, then stop the run with
-    KeyboardInterrupt (a write in progress finishes first).
-    """
-    token = _active.set(store)
-    handlers: dict[int, Any] = {}
-    if store is not None and threading.current_thread() is threading.main_thread():
-
-        def stop(signum, frame):
-            if store._writing:
-                store._interrupted = True
-                return
-            store.flush()
-            raise KeyboardInterrupt
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            handlers[sig] = signal.signal(sig, stop)
-    try:
-        yield
-    except Exception:
-        if store is not None:
-            with contextlib.suppress(OSError):  # the error that stopped the run is the one to report
-                store.flush()
-        raise
-    finally:
-        for sig, h in handlers.items():
-            signal.signal(sig, h)
-        _active.reset(token)
-
-
 __all__ = [
     "DEFAULT_MINUTES",
     "Checkpoint",
     "Refused",
     "State",
-    "active",
-    "current",
     "fingerprint",
     "progress",
     "runtime",

@@ -192,8 +192,8 @@ def _generate(args: argparse.Namespace, main: bool) -> int:
     progress = _Progress(main and sys.stderr.isatty() and not args.quiet, scenario.method)
     start = time.perf_counter()
     try:
-        with checkpoint.active(store):  # Ctrl-C / SIGTERM: the checkpoint is kept, no video begun
-            gen = generate(scenario, callback=progress)
+        with store.on_signals():  # Ctrl-C / SIGTERM: the checkpoint is kept, no video begun
+            gen = generate(scenario, callback=progress, checkpoint=store)
             progress.close()
             if out is None:
                 return 0

@@ -13,7 +13,7 @@ from diffusers_tiny import BUILDERS, load, make_plan, relative_error
 
 from syncos.fusion import crop
 from syncos.samplers import SamplerOptions, SynCoSOptions, sample
-from syncos.samplers.common import Run
+from syncos.samplers.run import Run
 
 PROMPTS = ["walks through puddle", "watches fireworks at night", "sits on beach"]
 

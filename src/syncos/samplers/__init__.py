@@ -1,13 +1,19 @@
-"""Samplers: plain functions ``fn(backend, plan, options, seed, callback) -> SampleResult``."""
+"""Samplers: plain functions ``fn(backend, plan, options, seed, callback, checkpoint) -> SampleResult``.
+
+Each writes out one step of its method and hands it to :meth:`syncos.samplers.run.Run.loop`,
+which owns the resume, the checkpoints, the progress callback and the cancel for all of them.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from syncos.checkpoint import Checkpoint
 from syncos.samplers.codenoise import sample_codenoise
-from syncos.samplers.common import Callback, Cancelled, SampleResult, SamplerOptions, Step
 from syncos.samplers.fifo import FIFOOptions, sample_fifo
 from syncos.samplers.independent import sample_independent
+from syncos.samplers.options import SamplerOptions
+from syncos.samplers.run import Callback, Cancelled, SampleResult, Step
 from syncos.samplers.syncos import SynCoSOptions, sample_syncos
 
 # name -> (function, its options dataclass)
@@ -38,9 +44,13 @@ def sample(
     options: SamplerOptions | None = None,
     seed: int = 0,
     callback: Callback | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> SampleResult:
-    """Run the sampler called ``method``; ``options`` default to that sampler's own defaults."""
+    """Run the sampler called ``method``; ``options`` default to that sampler's own defaults.
+
+    ``checkpoint``: the store a resumable run restores from and writes to (:mod:`syncos.checkpoint`).
+    """
     if method not in SAMPLERS:
         raise ValueError(f"method {method!r} is not known; use one of {', '.join(SAMPLERS)}")
     fn, options_type = SAMPLERS[method]
-    return fn(backend, plan, options if options is not None else options_type(), seed, callback)
+    return fn(backend, plan, options if options is not None else options_type(), seed, callback, checkpoint)

@@ -51,18 +51,10 @@ from dataclasses import dataclass, replace
 import torch
 
 from syncos.backends.base import Backend
+from syncos.checkpoint import Checkpoint
 from syncos.errors import UserError
-from syncos.samplers.common import (
-    Callback,
-    Cancelled,
-    Fresh,
-    Run,
-    SampleResult,
-    SamplerOptions,
-    Step,
-    check_choice,
-    check_range,
-)
+from syncos.samplers.options import SamplerOptions, check_choice, check_range
+from syncos.samplers.run import Callback, Fresh, Run, SampleResult, Stepped
 from syncos.schedules import Grid
 from syncos.timeline import Plan, assign_events
 
@@ -142,11 +134,16 @@ def _windows(queue: int, length: int, context: int) -> list[tuple[int, int]]:
 
 
 def sample_fifo(
-    backend: Backend, plan: Plan, options: FIFOOptions, seed: int, callback: Callback | None = None
+    backend: Backend,
+    plan: Plan,
+    options: FIFOOptions,
+    seed: int,
+    callback: Callback | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> SampleResult:
     L, F = plan.chunk_length, plan.latent_frames
     N, P, windows = queue_layout(options, L)  # noise levels = queue positions = sampling steps
-    run = Run(backend, plan, replace(options, steps=N), seed, callback)
+    run = Run(backend, plan, replace(options, steps=N), seed, callback, checkpoint)
     mode = timestep_mode(backend, options.timesteps)
     axis, g = run.axis, run.grid
     Q = P + N  # P context frames in front of the queue
@@ -183,12 +180,7 @@ def sample_fifo(
             aq, sq = (v[level].float().reshape(per_frame).to(base) for v in (g.alpha, g.sigma))
             return aq * base.index_select(axis, src) + sq * run.randn(tuple(backend.latent_shape(Q)))
 
-    out = torch.zeros(run.shape, device=backend.device)
-    total = F + N - L
-    # restored before the base clip is sampled: a resume skips its N network evaluations
-    queue_spec = Fresh(tuple(backend.latent_shape(Q)), base_queue)
-    start, queue, out = run.resume(total, queue=queue_spec, out=out)
-    for i in range(start, total):
+    def step(i: int, queue: torch.Tensor, out: torch.Tensor) -> Stepped:
         with run.stage("stage1"):
             x = queue.movedim(axis, 0)[idx].movedim(1, axis + 1)  # (w, *chunk_shape)
             prompts = event_prompts(i - (N - L))
@@ -210,11 +202,14 @@ def sample_fifo(
         fresh = run.randn(tuple(backend.latent_shape(1))).movedim(axis, 0)
         # the frame that left stays in front as context, at its last (lowest) noise level
         queue = torch.cat([queue.movedim(axis, 0)[1 : P + 1], new[P + 1 :], fresh]).movedim(0, axis)
-        run.checkpoint(i, queue=queue, out=out)
-        if callback is not None and callback(Step(i, total, float(g.timesteps[N - 1]), out)) is False:
-            raise Cancelled(f"cancelled after step {i + 1} of {total}")
+        return Stepped({"queue": queue, "out": out}, float(g.timesteps[N - 1]), out)
+
+    # restored before the base clip is sampled: a resume skips its N network evaluations
+    queue = Fresh(tuple(backend.latent_shape(Q)), base_queue)
+    out = torch.zeros(run.shape, device=backend.device)
+    state = run.loop(F + N - L, step, queue=queue, out=out)
     note = steps_note(options, L)
-    result = run.result(out, first_order="FIFO's windows mix noise levels")
+    result = run.result(state["out"], first_order="FIFO's windows mix noise levels")
     return replace(result, fifo_mode=mode, notes=(note,) if note else ())
 
 

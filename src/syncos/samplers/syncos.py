@@ -41,21 +41,15 @@ from dataclasses import dataclass, fields
 import torch
 
 from syncos.backends.base import Backend
+from syncos.checkpoint import Checkpoint
 from syncos.errors import UserError
 from syncos.fusion import crop, fuse
-from syncos.samplers.common import (
-    Callback,
-    Run,
-    SampleResult,
-    SamplerOptions,
-    blend_window,
-    check_choice,
-    check_range,
-    denoise_chunks,
-    fuse_chunks,
-)
+from syncos.samplers.codenoise import blend_window, denoise_chunks, fuse_chunks
 from syncos.samplers.csd import stein_direction
+from syncos.samplers.options import SamplerOptions, check_choice, check_range
+from syncos.samplers.run import Callback, Run, SampleResult, Stepped
 from syncos.schedules import no_signal
+from syncos.solvers import History
 from syncos.timeline import Plan
 
 CHOICES = {
@@ -282,17 +276,19 @@ def stage1_plan(plan: Plan, opts: SynCoSOptions, k: int) -> Plan:
 
 
 def sample_syncos(
-    backend: Backend, plan: Plan, options: SynCoSOptions, seed: int, callback: Callback | None = None
+    backend: Backend,
+    plan: Plan,
+    options: SynCoSOptions,
+    seed: int,
+    callback: Callback | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> SampleResult:
-    run = Run(backend, plan, options, seed, callback)
-    x, history = run.randn(), None
-    x0 = torch.zeros_like(x)  # the stage-2-only ablation starts theta here
+    run = Run(backend, plan, options, seed, callback, checkpoint)
     window = blend_window(options.blend, plan.chunk_length)
-    synced_at: list[int] = []
-    start, x, history, x0, synced_at = run.resume(
-        len(run.grid), x=x, history=history, x0=x0, synced_at=synced_at
-    )
-    for k in range(start, len(run.grid)):
+
+    def step(
+        k: int, x: torch.Tensor, history: History | None, x0: torch.Tensor, synced_at: list[int]
+    ) -> Stepped:
         t, a, s, _, _ = run.coefficients(k)
         synced = synced_step(options, t, a, s)
         chunks = None
@@ -313,10 +309,14 @@ def sample_syncos(
             eps = run.randn()
         with run.stage("stage3"):  # a re-noised step is not on the ODE: first order there
             x, history = run.step(k, x, x0, eps, history, ode=options.stage1 and not synced)
-        run.checkpoint(k, x=x, history=history, x0=x0, synced_at=synced_at)
-        run.report(k, t, x0)  # the estimate the next latent is built from
-    result = run.result(x)
-    result.notes = (window_note(options, synced_at, len(run.grid)),)
+        # the progress callback is shown the estimate the next latent is built from
+        return Stepped({"x": x, "history": history, "x0": x0, "synced_at": synced_at}, t, x0)
+
+    x = run.randn()
+    x0 = torch.zeros_like(x)  # the stage-2-only ablation starts theta here
+    state = run.loop(len(run.grid), step, x=x, history=None, x0=x0, synced_at=[])
+    result = run.result(state["x"])
+    result.notes = (window_note(options, state["synced_at"], len(run.grid)),)
     return result
 
 
