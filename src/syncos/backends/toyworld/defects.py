@@ -6,7 +6,9 @@ every threshold is a world constant (world.py), none was tuned on a sampler's ou
 - **blank**: a frame whose background (the regions' median colours) is darker or brighter than
   every background of its scene the decoder fits (day to night, brightness +-0.3: five drift
   steps past the two any native clip reaches), or flatter (less contrast between regions) than
-  every one: gone black, washed out, or showing no scene. No toyworld prompt asks for one.
+  every one, or farther from the nearest one than any sampled frame we measured (``VALID_RMSE``:
+  a washed-out frame the decoder reads as snow): gone black, washed out, or showing no scene. No
+  toyworld prompt asks for one.
 - **cut**: a change between neighbouring frames that the world cannot make and no event boundary
   accounts for. Subject state (centre column, bottom row, size): more than any world track
   changes in ``gap + DEFAULT_STRIDE`` frames (the tracks' positions, sizes and jump phases are
@@ -90,9 +92,10 @@ _BOUNDS = _scene_bounds()
 
 
 def blank_frames(a: M.FrameAttributes) -> np.ndarray:
-    """Per frame: darker, brighter or flatter than every background of its scene (module docstring)."""
+    """Per frame: darker, brighter or flatter than every background of its scene, or farther from
+    the nearest one than any sampled frame's background was (VALID_RMSE; module docstring)."""
     lo, hi, flat = _BOUNDS[a.scene].T
-    return (a.light < lo) | (a.light > hi) | (a.contrast < flat)
+    return (a.light < lo) | (a.light > hi) | (a.contrast < flat) | (a.bg_rmse > M.VALID_RMSE)
 
 
 def _pairs(a: M.FrameAttributes, blank: np.ndarray) -> list[tuple[int, int]]:
