@@ -45,6 +45,16 @@ def test_spliced_video_has_one_cut_per_splice():
     assert d.cuts == (8,)
 
 
+def test_a_lighting_the_next_event_names_explains_its_flip():
+    video = np.concatenate([clip(lighting="day"), clip(lighting="night")])
+    assert defects(video, [(0, 24, "the ball waits")]).cuts == (12,)
+    assert defects(video, [(0, 12, "the ball waits by day"), (12, 24, "the ball waits at night")]).cuts == ()
+    # a boundary explains one change: a second flip near it is still a cut
+    video[14] = clip(lighting="day")[2]
+    d = defects(video, [(0, 12, "the ball waits by day"), (12, 24, "the ball waits at night")])
+    assert d.cuts == (14, 15)
+
+
 def test_repeated_nightfall_is_a_repeat_and_its_reset_a_cut():
     video = np.concatenate([clip(lighting="nightfall"), clip(lighting="nightfall")])
     d = defects(video, [(0, 24, "night falls")])
@@ -67,10 +77,11 @@ def test_black_and_washed_out_frames_are_blank():
     video = clip(24, motion="right", x=2)
     video[5:8] = 0  # three black frames
     video[15] = 255  # a white one
-    video[20] = (0.6 * video[20] + 0.4 * 255).astype(np.uint8)  # washed out
+    video[20] = (0.6 * video[20] + 0.4 * 255).astype(np.uint8)  # washed out: brighter than any grass
+    video[22] = (0.5 * video[22] + 0.5 * 255).astype(np.uint8)  # fits no background (read as snow)
     d = defects(video, [(0, 24, "the ball moves right")])
-    assert d.blank == (5, 6, 7, 15, 20)
-    assert d.cuts == (5, 8, 15, 16, 20, 21)  # each switch between picture and blank
+    assert d.blank == (5, 6, 7, 15, 20, 22)
+    assert d.cuts == (5, 8, 15, 16, 20, 21, 22, 23)  # each switch between picture and blank
     assert d.repeats == ()
 
 

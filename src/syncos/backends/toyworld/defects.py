@@ -39,8 +39,14 @@ import numpy as np
 from . import metrics as M
 from . import world as W
 
-DIRECTIONAL = {"right": ("x", 1), "left": ("x", -1), "grow": ("size", 1), "shrink": ("size", -1)}
-DIRECTIONAL["fall"] = ("bottom", 1)  # the bottom row grows as the subject falls
+# motion -> the subject state it moves forward (a fall raises the bottom row's index)
+DIRECTIONAL = {
+    "right": ("x", 1),
+    "left": ("x", -1),
+    "grow": ("size", 1),
+    "shrink": ("size", -1),
+    "fall": ("bottom", 1),
+}
 NIGHT_RATE = 1.0 / W.DRIFT_FRAMES  # the nightfall ramp's change per frame
 BRIGHT_RATE = W.BRIGHT_STEP / W.DRIFT_FRAMES
 HUE_RATE = W.HUE_STEP / W.DRIFT_FRAMES
