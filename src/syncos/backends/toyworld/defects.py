@@ -17,9 +17,9 @@ every threshold is a world constant (world.py), none was tuned on a sampler's ou
   level: more than the nightfall ramp over the gap plus 1/2 (a flip between day and night); hue:
   a change of colour name with a step over the drift plus one offset (HUE_STEP); any change of
   scene or shape. The background is compared between neighbouring non-blank frames, the subject
-  between neighbouring sharp ones (a ghosted stretch is no cut: its two ends are compared across
-  it), and a switch between a picture and a blank frame is a cut (a flash registers as cuts and
-  blank frames). A change is explained once per event boundary, within a chunk of it
+  between neighbouring sharp ones (a ghosted stretch is ``clean``'s to measure: its two ends are
+  compared across it), and a switch between a picture and a blank frame is a cut (a flash
+  registers as cuts and blank frames). A change is explained once per event boundary, within a chunk of it
   (CHUNK_LENGTH - 1 frames), when the next event's local prompt pins that attribute anew (a new
   scene, lighting, shape or colour); a position never jumps on request.
 - **repeat**: a lighting change (nightfall, sunrise) played more often than the events name it
@@ -105,9 +105,10 @@ def blank_frames(a: M.FrameAttributes) -> np.ndarray:
 
 
 def _pairs(a: M.FrameAttributes, blank: np.ndarray) -> list[tuple[int, int]]:
-    """Neighbouring frames whose subject's place can be read: a subject on a toyworld frame (a
-    ghost's place is its stronger copy's, so a ghosted stretch still shows where the subject went)."""
-    seen = np.flatnonzero((M.validity(a) >= 0.5) & ~blank)
+    """Neighbouring sharp frames: the subject is compared across a ghosted stretch (its two ends,
+    with the gap's allowance), since a ghost's place and shape are its stronger copy's, which
+    switches where co-denoising's windows meet; ghosting is ``clean``'s to measure."""
+    seen = np.flatnonzero(M.sharp(a) & ~blank)
     return [(int(t0), int(t1)) for t0, t1 in zip(seen[:-1], seen[1:], strict=True)]
 
 
@@ -131,15 +132,13 @@ def _changes(a: M.FrameAttributes, blank: np.ndarray) -> dict[int, set[str]]:
         if abs(a.night[t1] - a.night[t0]) > NIGHT_RATE * gap + 0.5:
             changes[t1].add("night")
     colour = M._nearest_colour(a.hue)
-    sharp = np.flatnonzero(M.sharp(a) & ~blank)
-    for t0, t1 in zip(sharp[:-1], sharp[1:], strict=True):
+    for t0, t1 in _pairs(a, blank):
         if a.shape[t1] != a.shape[t0]:
             changes[t1].add("shape")
         hue_step = HUE_RATE * (t1 - t0) + W.HUE_STEP
         if colour[t1] != colour[t0] and M._hue_diff(a.hue[t1], a.hue[t0]) > hue_step:
             changes[t1].add("colour")
-    for t0, t1 in _pairs(a, blank):
-        step = state_step(int(t1 - t0) + W.DEFAULT_STRIDE)
+        step = state_step(t1 - t0 + W.DEFAULT_STRIDE)
         if any(abs(_moved(a, k, t0, t1)) > step[k] for k in step):
             changes[t1].add("position")
     return changes
