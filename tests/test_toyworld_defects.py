@@ -15,11 +15,13 @@ def track(tracks, **match):
     return next(i for i, t in enumerate(tracks) if all(getattr(t, k) == v for k, v in match.items()))
 
 
-def clip(frames=12, scene="grass", lighting="day", motion="still", x=6, colour="red", level=0, phase=0):
+def clip(
+    frames=12, scene="grass", lighting="day", motion="still", x=6, colour="red", level=0, shape="circle"
+):
     """A clean rendering as uint8 frames (F, H, W, 3)."""
     bg = track(WORLD.backgrounds, scene=scene, lighting=lighting, level=level, drift=0)
     col = track(WORLD.colours, colour=colour, offset=0, drift=0)
-    sub = track(WORLD.subjects, shape="circle", motion=motion, x=x, size=8, phase=phase)
+    sub = track(WORLD.subjects, shape=shape, motion=motion, x=x, size=8, phase=0)
     px = WORLD.render(bg, col, sub, frames)  # (3, F, H, W)
     return (np.clip(px, 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 3, 0)
 
@@ -132,3 +134,45 @@ def test_thresholds_are_the_world_constants():
     assert state_step(k)["x"] == W.SPEED * k
     assert state_step(k)["size"] == np.ceil(W.GROW * k)
     assert state_step(1)["bottom"] == 3  # the jump's steepest frame (fall: FALL_SPEED = 2)
+
+
+@pytest.mark.parametrize(("shift", "cuts"), [(4, ()), (8, (6,))])
+def test_a_stutter_of_one_track_step_is_no_cut(shift, cuts):
+    """A subject snapping to the neighbouring position track (4 px, one stride of motion, as FIFO's
+    per-frame noise levels do) stutters; twice that in one frame is a cut."""
+    video = clip(12, x=10)
+    video[6:] = clip(12, x=10 + shift)[6:]
+    assert defects(video, [(0, 12, "the ball waits")]).cuts == cuts
+
+
+def test_a_day_frame_dimmed_below_every_night_is_blank():
+    """Dark, though not flat: a day frame at a quarter of its light is darker than any night."""
+    video = clip(12, lighting="day")
+    video[6] = (video[6] * 0.24).astype(np.uint8)
+    assert defects(video, [(0, 12, "the ball waits")]).blank == (6,)
+
+
+@pytest.mark.parametrize(("level", "cuts"), [(0, ()), (1, (6,))])
+def test_a_brightness_jump_beyond_one_level_is_a_cut(level, cuts):
+    """The world's brightness levels are 0.06 apart: one level in a frame is within the tolerance,
+    two (0.12) are a cut, with nothing else changing."""
+    video = clip(12, level=-1)
+    video[6:] = clip(12, level=level)[6:]
+    assert defects(video, [(0, 12, "the ball waits")]).cuts == cuts
+
+
+def test_a_boundary_explains_only_what_it_names_and_only_near_it():
+    events = [(0, 12, "the ball waits"), (12, 36, "the ball waits on the beach")]
+    far = np.concatenate([clip(30, x=6), clip(6, scene="beach", x=6)])  # 18 frames after the boundary
+    assert defects(far, events).cuts == (30,)
+    moved = np.concatenate([clip(12, x=6), clip(24, scene="beach", x=22)])  # the beach, and a jump
+    assert defects(moved, events).cuts == (12,)
+    assert defects(np.concatenate([clip(12, x=6), clip(24, scene="beach", x=6)]), events).cuts == ()
+
+
+@pytest.mark.parametrize("change", [{"colour": "yellow"}, {"shape": "square"}])
+def test_a_new_identity_is_a_cut_unless_an_event_names_it(change):
+    video = np.concatenate([clip(12), clip(12, **change)])
+    assert defects(video, [(0, 24, "it waits")]).cuts == (12,)
+    named = f"a {change.get('colour', '')} {change.get('shape', 'ball')} waits"
+    assert defects(video, [(0, 12, "a red ball waits"), (12, 24, named)]).cuts == ()
