@@ -35,6 +35,8 @@ def test_metrics_reads_the_scenario_from_run_json(run, capsys):
     assert found == json.loads(capsys.readouterr().out)
     recorded = json.loads((out / "run.json").read_text())["metrics"]
     assert {"cuts", "cut_rate", "repeats", "blank_frames"} <= set(found["metrics"]) == set(recorded)
+    # where each defect is: as many as counted
+    assert all(len(found["defects"][k]) == found["metrics"][k] for k in ("cuts", "repeats", "blank_frames"))
 
 
 def test_metrics_without_scenario_or_run_json_is_one_line(run, tmp_path, capsys):
@@ -55,3 +57,5 @@ def test_metrics_table_says_what_counts_mean(run, capsys):
     assert "0 is best" in text
     cuts = next(line for line in text.splitlines() if line.split()[0] == "cuts")
     assert "no event explains" in cuts and int(cuts.split()[1]) >= 0
+    if int(cuts.split()[1]):  # listed by frame
+        assert any(line.strip().startswith("cuts at frames ") for line in text.splitlines())

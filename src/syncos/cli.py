@@ -302,8 +302,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario or _run_scenario(args.video))
     backend = load_backend(scenario.model, **scenario.model_settings())
-    evaluate = getattr(backend, "evaluate", None)
-    if evaluate is None:
+    if not hasattr(backend, "evaluate"):
         raise UserError(
             f"model {scenario.model!r} has no built-in metrics; only toyworld videos can be scored"
         )
@@ -311,15 +310,29 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     plan = make_plan(scenario, backend)
     if len(frames) != plan.video_frames:
         raise UserError(f"video has {len(frames)} frames but the scenario makes {plan.video_frames}")
+    from syncos.backends.toyworld.metrics import evaluate_with_defects  # the backend's, and where
+
     try:
-        metrics = evaluate(frames, scenario.global_prompt, video_events(plan, scenario))
+        metrics, found = evaluate_with_defects(frames, scenario.global_prompt, video_events(plan, scenario))
     except ValueError as e:  # e.g. frames of a size toyworld does not render
         raise UserError(f"video {args.video!r} cannot be scored: {e}") from None
+    where = {"cuts": list(found.cuts), "repeats": list(found.repeats), "blank_frames": list(found.blank)}
     if args.json:
-        record = {"video": args.video, "metrics_from": METRICS_FROM_FILE, "metrics": metrics}
+        record = {
+            "video": args.video,
+            "metrics_from": METRICS_FROM_FILE,
+            "metrics": metrics,
+            "defects": where,
+        }
         print(json.dumps(record, indent=2))
     else:
         _print_metrics(metrics, f"toyworld metrics of {args.video}: {METRICS_FROM_FILE}")
+        if found.cuts:
+            print(f"  cuts at frames {', '.join(map(str, found.cuts))}")
+        for line in found.repeats:
+            print(f"  repeat: {line}")
+        if found.blank:
+            print(f"  blank frames {', '.join(map(str, found.blank))}")
     return 0
 
 

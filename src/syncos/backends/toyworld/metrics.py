@@ -347,17 +347,23 @@ def _local_fidelity(a: FrameAttributes, events: list[tuple[int, int, str]]) -> f
 def evaluate(frames: np.ndarray, global_prompt: str, events: list[tuple[int, int, str]]) -> dict[str, float]:
     """All metrics of a video (T, H*k, W*k, 3) uint8; see the module docstring for definitions.
     The scores are in [0, 1], higher is better; the :data:`COUNTS` are lower is better."""
+    return evaluate_with_defects(frames, global_prompt, events)[0]
+
+
+def evaluate_with_defects(frames: np.ndarray, global_prompt: str, events: list[tuple[int, int, str]]):
+    """:func:`evaluate`'s metrics and the :class:`.defects.Defects` they count (where each one is)."""
     from .defects import counts, find_defects  # it builds on this module's decoding
 
     attrs = decode_frames(frames)
     sims = similarity_matrices(attrs)
-    defects = counts(find_defects(attrs, global_prompt, events), len(attrs.scene))
-    return {
+    found = find_defects(attrs, global_prompt, events)
+    metrics = {
         "subject_consistency": _pair_mean(sims["subject"]),
         "background_consistency": _pair_mean(sims["background"]),
         "smoothness": _smoothness(attrs),
         "clean": float((_quality(attrs.rmse) * (attrs.shape >= 0)).mean()),
         "global_fidelity": _global_fidelity(attrs, global_prompt),
         "local_fidelity": _local_fidelity(attrs, events),
-        **defects,
+        **counts(found, len(attrs.scene)),
     }
+    return metrics, found
