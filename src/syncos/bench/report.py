@@ -163,7 +163,7 @@ def directions(metrics: list[str]) -> list[str]:
 
 
 def unit_interval(rows: list[dict], metric: str) -> bool:
-    """A score in [0, 1] (every toyworld metric): all its values lie there; costs like NFE do not."""
+    """A score in [0, 1] (every toyworld score, and cut_rate): all its values lie there; NFE's do not."""
     values = [r[metric] for r in rows if isinstance(r.get(metric), float)]
     return metric not in ("wall_s", "nfe") and all(0.0 <= v <= 1.0 for v in values)
 
