@@ -124,9 +124,10 @@ def check_fits(scenario: Scenario, backend: Backend) -> None:
         stride = make_plan(scenario, backend).stride
     latent_frame = 4 * math.prod(backend.latent_shape(1))
     per_latent_frame = latent_frame * (LATENT_COPIES + CHUNK_COPIES * L / max(1, stride))
-    height, width = getattr(backend, "height", 0), getattr(backend, "width", 0)
+    spec = backend.spec
+    height, width = spec.height, spec.width
     # backends with their own metrics score the whole decoded video at once; the others stream it
-    per_frame = 3 * height * width if hasattr(backend, "evaluate") else 0
+    per_frame = 3 * height * width if spec.evaluate is not None else 0
     latent_frames = backend.latent_frames(frames)
     need = latent_frames * per_latent_frame + frames * per_frame
     have, where = _available_memory(backend.device)
@@ -146,10 +147,11 @@ def check_fits(scenario: Scenario, backend: Backend) -> None:
 
 
 def with_model_defaults(scenario: Scenario, backend: Backend) -> Scenario:
-    """The backend's own sampling defaults (``sampler_defaults``: Open-Sora Plan's release samples
-    100 steps at CFG 7.5) for the sampler keys the scenario leaves out; run.json records them."""
+    """The model's own call settings (``spec.defaults``: the stock pipeline's ``__call__`` defaults,
+    e.g. Wan's CFG 5, distilled HunyuanVideo's no CFG; Open-Sora Plan's release samples 100 steps at
+    CFG 7.5) for the sampler keys the scenario leaves out; run.json records them."""
     given = scenario.options
-    defaults = {k: v for k, v in getattr(backend, "sampler_defaults", {}).items() if k not in given}
+    defaults = {k: v for k, v in backend.spec.defaults.sampler_keys().items() if k not in given}
     return dataclasses.replace(scenario, options={**defaults, **given}) if defaults else scenario
 
 
@@ -166,6 +168,9 @@ def prepare(
         scenario = load_scenario(source, overrides)
     if backend is None:
         backend = load_backend(scenario.model, pipe=pipe, **scenario.model_settings())
+    if pipe is not None:  # the scenario's model key names nothing that ran: name the pipeline
+        identity = backend.spec.identity
+        scenario = dataclasses.replace(scenario, model=identity["name_or_path"] or identity["pipeline"])
     scenario = with_model_defaults(scenario, backend)
     check_fits(scenario, backend)
     plan = make_plan(scenario, backend)
@@ -234,6 +239,7 @@ def run_record(gen: Generation, wall_seconds: float, video_frames: int) -> dict:
         "method": gen.scenario.method,
         "versions": versions(),
         "device": str(gen.backend.device),
+        "model": dict(gen.backend.spec.identity),
         "plan": dataclasses.asdict(gen.plan),
         "solver": gen.solver,
         **({"fifo_mode": gen.fifo_mode} if gen.fifo_mode else {}),
@@ -254,7 +260,7 @@ def video_events(plan: Plan, scenario: Scenario) -> list[tuple[int, int, str]]:
 
 def evaluate_frames(gen: Generation, frames: np.ndarray) -> dict[str, float] | None:
     """The backend's own metrics of a decoded video, if it has any (toyworld does)."""
-    evaluate = getattr(gen.backend, "evaluate", None)
+    evaluate = gen.backend.spec.evaluate
     if evaluate is None:
         return None
     return evaluate(frames, gen.scenario.global_prompt, video_events(gen.plan, gen.scenario))
@@ -276,7 +282,7 @@ def save(
         start = time.perf_counter()
         frames: Iterable[np.ndarray] = gen.decode()  # streamed: a long video is never held whole
         metrics = None
-        if hasattr(gen.backend, "evaluate"):  # toyworld: small frames, scored before anything is written
+        if gen.backend.spec.evaluate is not None:  # toyworld: small frames, scored before anything is written
             frames = gen.frames()
             metrics = evaluate_frames(gen, frames)
         n = write_video(frames, out / "video.mp4", gen.fps, gif=out / "video.gif" if gif else None)

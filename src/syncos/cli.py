@@ -284,7 +284,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario)
     backend = load_backend(scenario.model, **scenario.model_settings())
-    evaluate = getattr(backend, "evaluate", None)
+    evaluate = backend.spec.evaluate
     if evaluate is None:
         raise UserError(
             f"model {scenario.model!r} has no built-in metrics; only toyworld videos can be scored"

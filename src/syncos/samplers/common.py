@@ -17,7 +17,7 @@ from syncos.backends.base import Backend
 from syncos.denoiser import Counter, Denoiser
 from syncos.errors import UserError, shown, type_name
 from syncos.fusion import crop, fuse
-from syncos.solvers import DDIM, History, Solver, step
+from syncos.solvers import History, Solver, step
 from syncos.timeline import Plan
 
 
@@ -141,7 +141,7 @@ class Run:
             )
         self.axis = backend.frame_axis
         self.shape = tuple(backend.latent_shape(plan.latent_frames))
-        self.solver: Solver = getattr(backend, "solver", DDIM)
+        self.solver: Solver = backend.spec.solver
         self.first_order: list[int] = []  # steps a multistep solver had to take at first order
         self.store = ckpt.current()  # resumable runs (syncos.checkpoint); None: no-ops
         if self.store is not None:

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from diffusers.models.embeddings import get_3d_rotary_pos_embed
 
+from syncos.backends.base import GuidanceSchedule
 from syncos.backends.diffusers.common import PREDICTION_TYPES, DiffusersBackend, vp_schedule_from_config
 from syncos.errors import UserError
 
@@ -108,6 +109,9 @@ class CogVideoXBackend(DiffusersBackend):
                     device=self.device,
                 )
         return self._rotary[frames]
+
+    def guidance(self) -> GuidanceSchedule | None:
+        return self.guidance_scale if self.dynamic_cfg else None
 
     def guidance_scale(self, t: torch.Tensor, default: float, steps: int) -> torch.Tensor | float:
         """With use_dynamic_cfg, CogVideoXPipeline's schedule (its formula, t on the 0..1000 scale)."""

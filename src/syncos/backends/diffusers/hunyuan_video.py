@@ -3,7 +3,7 @@
 The released model is guidance-distilled: the pipeline's ``guidance_scale`` is a number fed to the
 network (here ``model_options.embedded_guidance_scale``), while true classifier-free guidance is
 its ``true_cfg_scale`` -- what the sampler's ``guidance_scale`` does for every family. With the
-distilled model use ``guidance_scale: 1`` in the sampler (one pass per chunk).
+distilled model the default is the pipeline's ``true_cfg_scale`` of 1: one pass per chunk, no CFG.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class HunyuanVideoBackend(DiffusersBackend):
     causal_vae = True
     default_fps = 24.0
     native_frames = 129
+    cfg_argument = "true_cfg_scale"  # its guidance_scale is the distilled one (embedded_guidance_scale)
 
     def _setup(self) -> None:
         pipe = self.pipe

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from syncos.backends.base import CallDefaults
 from syncos.backends.diffusers.common import DiffusersBackend, flow_schedule
 from syncos.backends.diffusers.hunyuan_video import HunyuanVideoBackend, linspace_sigmas
 from syncos.errors import UserError
@@ -55,6 +56,13 @@ class HunyuanVideo15Backend(DiffusersBackend):
         self.p, self.pt = int(tcfg.patch_size), int(tcfg.patch_size_t)
         self.prediction = "flow"
         self.schedule = flow_schedule(pipe.scheduler, linspace_sigmas)
+
+    def call_defaults(self) -> CallDefaults:
+        """The guider holds the stock CFG scale (its __call__ has no guidance_scale argument)."""
+        stock = super().call_defaults()
+        guider = getattr(self.pipe, "guider", None)
+        scale = None if guider is None else guider.config.get("guidance_scale")
+        return CallDefaults(stock.steps, None if scale is None else float(scale), stock.negative_prompt)
 
     def default_size(self) -> tuple[int, int]:
         # the pipeline's default: 16:9 at the transformer's target size

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from syncos.backends.base import GuidanceSchedule
 from syncos.backends.diffusers.common import DiffusersBackend, flow_schedule
 from syncos.errors import UserError
 
@@ -82,6 +83,9 @@ class WanBackend(DiffusersBackend):
         high = rows.cpu() >= self.boundary
         picks = [(pipe.transformer, high), (pipe.transformer_2, ~high)]
         return [(m, mask.nonzero().flatten()) for m, mask in picks if bool(mask.any())]
+
+    def guidance(self) -> GuidanceSchedule | None:
+        return None if self.guidance_scale_2 is None else self.guidance_scale
 
     def guidance_scale(self, t: torch.Tensor, default: float, steps: int) -> torch.Tensor | float:
         """guidance_scale_2 where the low-noise expert runs, as WanPipeline does."""
