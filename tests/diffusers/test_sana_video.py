@@ -38,7 +38,8 @@ def test_instruction_prefixes_prompts_but_not_negatives():
     with_, without = b.encode(["a cat", ""]), plain.encode(["a cat", ""])
     assert not torch.allclose(with_[0][0], without[0][0])
     negatives = ["", "blurry, low quality"]
-    assert all(torch.equal(x, y) for x, y in zip(b.encode(negatives, True), plain.encode(negatives, True)))
+    pairs = zip(b.encode(negatives, True), plain.encode(negatives, True), strict=True)
+    assert all(torch.equal(x, y) for x, y in pairs)
 
 
 @pytest.mark.parametrize("negative", ["", "blurry, low quality"])
