@@ -42,7 +42,10 @@ def test_generate_with_a_handed_in_pipe_equals_the_folder_run(tmp_path):
     # scenario's default "toyworld" (fails on the old code); the folder run names its folder.
     assert written["scenario"]["model"] == "CogVideoXPipeline"
     assert written["model"] == {
-        "family": family, "pipeline": "CogVideoXPipeline", "name_or_path": "", "dtype": "float32"
+        "family": family,
+        "pipeline": "CogVideoXPipeline",
+        "name_or_path": "",
+        "dtype": "float32",
     }
     folder_model = json.loads((tmp_path / "out2" / "run.json").read_text())["model"]
     assert folder_model["name_or_path"] == str(tmp_path / "model")
