@@ -406,7 +406,7 @@ class DiffusersBackend:
             self.pipe, "name_or_path", None
         )
         return {
-            "family": self.family,
+            "family": self.name,
             "pipeline": type(self.pipe).__name__,
             "name_or_path": str(path) if path else "",
             "dtype": str(dtype).removeprefix("torch.") if dtype is not None else "n/a",
