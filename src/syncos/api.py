@@ -185,17 +185,35 @@ def generate(
     backend: Backend | None = None,
     callback: Callback | None = None,
     overrides: list[str] | None = None,
-) -> Generation:
+    generator: torch.Generator | None = None,
+    **call: Any,
+) -> Any:
     """Sample the long latent of a scenario (a Scenario, a mapping, or a YAML/JSON path).
 
     ``pipe`` hands over a diffusers pipeline the caller already built (LoRA, quantisation and
-    offloading stay as set up); ``backend`` reuses a loaded backend across calls.
+    offloading stay as set up); ``backend`` reuses a loaded backend across calls; ``generator`` (a
+    CPU torch.Generator) is drawn from instead of seeding one with the scenario's seed.
+
+    ``generate(pipe, global_prompt=..., events=[...], ...)``, a diffusers pipeline first, is
+    ``SynCoSPipeline.from_pipe(pipe, height=, width=, fps=, model_options=)(...)``: it returns that
+    call's output (``.frames``).
     """
+    if not isinstance(scenario, Scenario | Mapping | str | os.PathLike):
+        from syncos.pipeline import SynCoSPipeline
+
+        build = {k: call.pop(k) for k in ("height", "width", "fps", "model_options") if k in call}
+        return SynCoSPipeline.from_pipe(scenario, **build)(generator=generator, callback=callback, **call)
+    if call:
+        raise UserError(
+            f"generate(scenario, ...) takes no {', '.join(sorted(call))}: set them in the scenario, or "
+            "hand a diffusers pipeline first: generate(pipe, global_prompt=..., events=[...])"
+        )
     start = time.perf_counter()
     scenario, backend, plan = prepare(scenario, pipe=pipe, backend=backend, overrides=overrides)
     fn = SAMPLERS[scenario.method][0]
+    seed = scenario.seed if generator is None else generator
     with threads.for_backend(backend):  # one thread for toyworld / tiny models unless the user chose
-        result = fn(backend, plan, scenario.sampler_options(), scenario.seed, callback)
+        result = fn(backend, plan, scenario.sampler_options(), seed, callback)
     if not bool(torch.isfinite(result.latent).all()):
         raise UserError(
             "sampling diverged: the latent holds NaN or infinity; lower sampler.guidance_scale or sampler.lr"

@@ -118,7 +118,12 @@ class Run:
     """The per-call context of a sampler: denoiser, generator, counters, timing and progress."""
 
     def __init__(
-        self, backend: Backend, plan: Plan, options: SamplerOptions, seed: int, callback: Callback | None
+        self,
+        backend: Backend,
+        plan: Plan,
+        options: SamplerOptions,
+        seed: int | torch.Generator,
+        callback: Callback | None,
     ):
         self.backend, self.plan, self.options, self.callback = backend, plan, options, callback
         self.counter = Counter()
@@ -130,8 +135,11 @@ class Run:
             self.counter,
             steps=options.steps,
         )
-        # One CPU generator, drawn in a fixed order: results do not depend on batching or device.
-        self.generator = torch.Generator("cpu").manual_seed(int(seed))
+        # One CPU generator, drawn in a fixed order: results do not depend on batching or device. A
+        # CPU torch.Generator handed in (SynCoSPipeline's ``generator``) is drawn from, as diffusers does.
+        self.generator = (
+            seed if isinstance(seed, torch.Generator) else torch.Generator("cpu").manual_seed(int(seed))
+        )
         self.grid = backend.schedule.grid(options.steps)
         if backend.prediction == "eps" and bool((self.grid.alpha <= 0).any()):
             raise UserError(
