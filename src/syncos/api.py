@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from syncos import __version__, distributed, threads
+from syncos import __version__, distributed, memory, threads
 from syncos.backends import Backend, load_backend
 from syncos.errors import UserError
 from syncos.io import output_folder, write_json, write_video
@@ -120,16 +120,8 @@ def check_fits(scenario: Scenario, backend: Backend) -> None:
             f"events: the video would have {frames} frames; at most {MAX_VIDEO_FRAMES} "
             f"({MAX_VIDEO_FRAMES / fps / 60:.0f} minutes at {fps:g} fps)"
         )
-    if stride == AUTO:
-        stride = make_plan(scenario, backend).stride
-    latent_frame = 4 * math.prod(backend.latent_shape(1))
-    per_latent_frame = latent_frame * (LATENT_COPIES + CHUNK_COPIES * L / max(1, stride))
-    spec = backend.spec
-    height, width = spec.height, spec.width
-    # backends with their own metrics score the whole decoded video at once; the others stream it
-    per_frame = 3 * height * width if spec.evaluate is not None else 0
-    latent_frames = backend.latent_frames(frames)
-    need = latent_frames * per_latent_frame + frames * per_frame
+    need = resident_bytes(scenario, backend, frames)
+    height, width = backend.spec.height, backend.spec.width
     have, where = _available_memory(backend.device)
     if need > 0.8 * have:
         fit = int(0.8 * have / (need / frames))
@@ -144,6 +136,37 @@ def check_fits(scenario: Scenario, backend: Backend) -> None:
             f"({fit / fps:.0f} s at {fps:g} fps) fit here: for longer videos use a device with more memory "
             "(torchrun splits the work over GPUs, not the latent)"
         )
+
+
+def resident_bytes(scenario: Scenario, backend: Backend, frames: int) -> int:
+    """Estimated bytes a run holds apart from the network's activations: the long latent, its working
+    copies and stacked chunks (LATENT_COPIES, CHUNK_COPIES), and the decoded video where it is held."""
+    L = backend.chunk_length
+    stride = scenario.stride or backend.default_stride
+    if stride == AUTO:
+        stride = make_plan(scenario, backend).stride
+    latent_frame = 4 * math.prod(backend.latent_shape(1))
+    per_latent_frame = latent_frame * (LATENT_COPIES + CHUNK_COPIES * L / max(1, stride))
+    spec = backend.spec
+    # backends with their own metrics score the whole decoded video at once; the others stream it
+    per_frame = 3 * spec.height * spec.width if spec.evaluate is not None else 0
+    return int(backend.latent_frames(frames) * per_latent_frame + frames * per_frame)
+
+
+def fit_memory(
+    scenario: Scenario, backend: Backend, plan: Plan, probe: memory.Probe | None = None
+) -> tuple[Scenario, memory.MemoryCheck | None]:
+    """The measured memory check (``syncos.memory``): sampler.micro_batch picked from the first
+    forward's peak unless the scenario sets it (run.json records the value), a refusal when not even
+    one chunk fits; nothing is measured where the device has no peak counter (CPU)."""
+    given = "micro_batch" in scenario.options
+    resident = resident_bytes(scenario, backend, plan.video_frames)
+    options, result = memory.check(backend, plan, scenario.sampler_options(), resident, given, probe)
+    if result is None or given:
+        return scenario, result
+    return dataclasses.replace(
+        scenario, options={**scenario.options, "micro_batch": options.micro_batch}
+    ), result
 
 
 def with_model_defaults(scenario: Scenario, backend: Backend) -> Scenario:
@@ -210,6 +233,8 @@ def generate(
         )
     start = time.perf_counter()
     scenario, backend, plan = prepare(scenario, pipe=pipe, backend=backend, overrides=overrides)
+    with threads.for_backend(backend):
+        scenario, _ = fit_memory(scenario, backend, plan)
     fn = SAMPLERS[scenario.method][0]
     seed = scenario.seed if generator is None else generator
     with threads.for_backend(backend):  # one thread for toyworld / tiny models unless the user chose
