@@ -35,6 +35,21 @@ def calculate_shift(seq_len: int, base_seq: int, max_seq: int, base_shift: float
     return seq_len * m + base_shift - m * base_seq
 
 
+def ltx_schedule(scheduler: Any, tokens: int) -> Any:
+    """LTXPipeline's grid: sigmas linspace(1, 1/steps), shifted by mu from the token count (dynamic
+    shifting: mu = 3.23 at 512x704x161) and stretched to the scheduler's terminal value."""
+    cfg = dict(scheduler.config)
+    mu = calculate_shift(
+        tokens,
+        cfg.get("base_image_seq_len", 256),
+        cfg.get("max_image_seq_len", 4096),
+        cfg.get("base_shift", 0.5),
+        cfg.get("max_shift", 1.15),
+    )
+    kwargs = {"mu": mu} if cfg.get("use_dynamic_shifting") else {}
+    return flow_schedule(scheduler, lambda steps: {"sigmas": np.linspace(1.0, 1 / steps, steps), **kwargs})
+
+
 class LTXBackend(DiffusersBackend):
     family = "ltx"
     options_help = {
@@ -64,20 +79,8 @@ class LTXBackend(DiffusersBackend):
         self.schedule = None  # needs the chunk's token count: built in _finish()
 
     def _finish(self) -> None:
-        cfg = dict(self.pipe.scheduler.config)
         h, w = self.latent_hw
-        mu = calculate_shift(
-            self.chunk_length * h * w,
-            cfg.get("base_image_seq_len", 256),
-            cfg.get("max_image_seq_len", 4096),
-            cfg.get("base_shift", 0.5),
-            cfg.get("max_shift", 1.15),
-        )
-        kwargs = {"mu": mu} if cfg.get("use_dynamic_shifting") else {}
-        self.schedule = flow_schedule(
-            self.pipe.scheduler,
-            lambda steps: {"sigmas": np.linspace(1.0, 1 / steps, steps), **kwargs},
-        )
+        self.schedule = ltx_schedule(self.pipe.scheduler, self.chunk_length * h * w)
 
     def default_size(self) -> tuple[int, int]:
         return 512, 704
