@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 
 import pytest
+import torch
 from diffusers_tiny import BUILDERS, MORE_BUILDERS, load
 
 from spec_check import check_spec
@@ -24,6 +25,10 @@ def test_every_family_declares_its_spec(family):
     assert spec.defaults.steps == params["num_inference_steps"].default
     if family in STOCK:
         assert spec.defaults.guidance_scale == STOCK[family]
+    # forward runs without autograd, once for every family (the base's no_grad, not each family's)
+    x = torch.randn(1, *b.latent_shape(b.chunk_length))
+    out = b.forward(x, torch.tensor([500.0]), b.encode(["a cat"]))
+    assert out.shape == x.shape and not out.requires_grad
 
 
 def test_hunyuanvideo_defaults_to_no_cfg():

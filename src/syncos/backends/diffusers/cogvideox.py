@@ -119,17 +119,16 @@ class CogVideoXBackend(DiffusersBackend):
             return default
         return 1 + default * ((1 - torch.cos(math.pi * ((steps - t.double()) / steps) ** 5.0)) / 2)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         tr = self.pipe.transformer
         self._check_chunk(x.shape[1])
-        with torch.no_grad():
-            return tr(
-                hidden_states=x.to(self.device, tr.dtype),
-                encoder_hidden_states=cond,
-                timestep=t.to(self.device),
-                image_rotary_emb=self.rotary(x.shape[1]),
-                return_dict=False,
-            )[0]
+        return tr(
+            hidden_states=x.to(self.device, tr.dtype),
+            encoder_hidden_states=cond,
+            timestep=t.to(self.device),
+            image_rotary_emb=self.rotary(x.shape[1]),
+            return_dict=False,
+        )[0]
 
     def _decode_tile(self, latent: torch.Tensor) -> torch.Tensor:
         vae = self.pipe.vae

@@ -354,6 +354,12 @@ class DiffusersBackend:
         return self._encode_uncached(prompts)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+        """The raw network output (the protocol's call): the family's ``_forward``, without autograd."""
+        with torch.no_grad():
+            return self._forward(x, t, cond)
+
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+        """The network on a batch of chunks: the family's call (inputs cast to its network's dtype)."""
         raise NotImplementedError
 
     def _decode_tile(self, latent: torch.Tensor) -> torch.Tensor:

@@ -63,7 +63,7 @@ class HunyuanVideoBackend(DiffusersBackend):
         )
         return embeds.to(dtype), mask.to(dtype), pooled.to(dtype)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         tr = self.pipe.transformer
         if x.shape[2] % self.pt:
             raise UserError(
@@ -71,16 +71,15 @@ class HunyuanVideoBackend(DiffusersBackend):
             )
         embeds, mask, pooled = cond
         guidance = torch.full((len(x),), self.embedded_guidance * 1000.0, dtype=tr.dtype, device=self.device)
-        with torch.no_grad():
-            return tr(
-                hidden_states=x.to(self.device, tr.dtype),
-                timestep=t.to(self.device),
-                encoder_hidden_states=embeds,
-                encoder_attention_mask=mask,
-                pooled_projections=pooled,
-                guidance=guidance,
-                return_dict=False,
-            )[0]
+        return tr(
+            hidden_states=x.to(self.device, tr.dtype),
+            timestep=t.to(self.device),
+            encoder_hidden_states=embeds,
+            encoder_attention_mask=mask,
+            pooled_projections=pooled,
+            guidance=guidance,
+            return_dict=False,
+        )[0]
 
     def _decode_tile(self, latent: torch.Tensor) -> torch.Tensor:
         vae = self.pipe.vae

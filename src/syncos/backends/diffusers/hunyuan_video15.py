@@ -77,7 +77,7 @@ class HunyuanVideo15Backend(DiffusersBackend):
             prompts, device=self.device, dtype=self.pipe.transformer.dtype, batch_size=len(prompts)
         )
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         pipe, tr = self.pipe, self.pipe.transformer
         if x.shape[2] % self.pt:
             raise UserError(
@@ -89,16 +89,15 @@ class HunyuanVideo15Backend(DiffusersBackend):
         inputs = torch.cat([x, torch.zeros_like(x), x.new_zeros(n, 1, f, h, w)], dim=1)
         image = x.new_zeros(n, pipe.vision_num_semantic_tokens, pipe.vision_states_dim)
         embeds, mask, embeds_2, mask_2 = cond
-        with torch.no_grad():
-            return tr(
-                hidden_states=inputs,
-                image_embeds=image,
-                timestep=t.to(self.device, tr.dtype),
-                encoder_hidden_states=embeds,
-                encoder_attention_mask=mask,
-                encoder_hidden_states_2=embeds_2,
-                encoder_attention_mask_2=mask_2,
-                return_dict=False,
-            )[0]
+        return tr(
+            hidden_states=inputs,
+            image_embeds=image,
+            timestep=t.to(self.device, tr.dtype),
+            encoder_hidden_states=embeds,
+            encoder_attention_mask=mask,
+            encoder_hidden_states_2=embeds_2,
+            encoder_attention_mask_2=mask_2,
+            return_dict=False,
+        )[0]
 
     _decode_tile = HunyuanVideoBackend._decode_tile  # the same decoding: latent / scaling_factor

@@ -97,7 +97,7 @@ class LTXBackend(DiffusersBackend):
         )
         return embeds.to(self.pipe.transformer.dtype), mask
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         tr = self.pipe.transformer
         embeds, mask = cond
         n, _, f, h, w = x.shape
@@ -111,18 +111,17 @@ class LTXBackend(DiffusersBackend):
                 )
             t = t.repeat_interleave(hp * wp, dim=1)
         scale = (self.temporal_factor / self.fps, self.spatial_factor, self.spatial_factor)
-        with torch.no_grad():
-            out = tr(
-                hidden_states=pack(x.to(self.device, tr.dtype), self.p, self.pt),
-                encoder_hidden_states=embeds,
-                timestep=t.to(self.device),
-                encoder_attention_mask=mask,
-                num_frames=fp,
-                height=hp,
-                width=wp,
-                rope_interpolation_scale=scale,
-                return_dict=False,
-            )[0]
+        out = tr(
+            hidden_states=pack(x.to(self.device, tr.dtype), self.p, self.pt),
+            encoder_hidden_states=embeds,
+            timestep=t.to(self.device),
+            encoder_attention_mask=mask,
+            num_frames=fp,
+            height=hp,
+            width=wp,
+            rope_interpolation_scale=scale,
+            return_dict=False,
+        )[0]
         return unpack(out, fp, hp, wp, self.p, self.pt)
 
     def _decode_tile(self, latent: torch.Tensor) -> torch.Tensor:

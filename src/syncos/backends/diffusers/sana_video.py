@@ -77,17 +77,16 @@ class SanaVideoBackend(DiffusersBackend):
         """As SanaVideoPipeline encodes its negative prompt: without the instruction."""
         return self._encode(prompts, None)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         tr = self.pipe.transformer
         embeds, mask = cond
-        with torch.no_grad():
-            out = tr(
-                x.to(self.device, tr.dtype),
-                encoder_hidden_states=embeds,
-                encoder_attention_mask=mask,
-                timestep=t.to(self.device),
-                return_dict=False,
-            )[0]
+        out = tr(
+            x.to(self.device, tr.dtype),
+            encoder_hidden_states=embeds,
+            encoder_attention_mask=mask,
+            timestep=t.to(self.device),
+            return_dict=False,
+        )[0]
         return out[:, : self.latent_channels] if self.learned_sigma else out
 
     _decode_tile = WanBackend._decode_tile  # the same VAE, decoded the same way

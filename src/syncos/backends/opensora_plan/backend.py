@@ -130,11 +130,10 @@ class OpenSoraPlanBackend(DiffusersBackend):
         states = self.pipe.text_encoder(ids, attention_mask=mask)[0]
         return states.to(self.pipe.transformer.dtype), mask
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         tr = self.pipe.transformer
         states, mask = cond
-        with torch.no_grad():
-            return tr(x.to(self.device, tr.dtype), t.to(self.device), states, mask)
+        return tr(x.to(self.device, tr.dtype), t.to(self.device), states, mask)
 
     def _decode_tile(self, latent: torch.Tensor) -> torch.Tensor:
         vae = self.pipe.vae
