@@ -10,13 +10,20 @@ import zlib
 import numpy as np
 import torch
 
+from syncos.backends.base import CallDefaults, Clip, ModelSpec
 from syncos.schedules import VPSchedule, from_x0_eps
+from syncos.solvers import DDIM
 
 
 class GaussianBackend:
     name = "gaussian"
     fps = 8.0
     device = torch.device("cpu")
+    # what its spec declares; tests set them on an instance to try another model
+    solver = DDIM
+    latent_std = 1.0
+    per_frame_timesteps = False
+    threads = None
 
     def __init__(
         self, prediction="v", schedule=None, chunk_length=6, layout="cfhw", tau=0.5, channels=2, static=False
@@ -27,6 +34,28 @@ class GaussianBackend:
         self.layout, self.tau, self.channels, self.static = layout, tau, channels, static
         self.frame_axis = 1 if layout == "cfhw" else 0
         self.calls: list[int] = []
+
+    @property
+    def spec(self) -> ModelSpec:
+        return ModelSpec(
+            name=self.name,
+            prediction=self.prediction,
+            schedule=self.schedule,
+            solver=self.solver,
+            x0_limit=None,
+            latent_std=self.latent_std,
+            per_frame_timesteps=self.per_frame_timesteps,
+            guidance=None,
+            defaults=CallDefaults(None, None, None),
+            clip=Clip(self.chunk_length, self.default_stride, self.frame_axis, 1, causal=False),
+            fps=self.fps,
+            height=3,
+            width=3,
+            threads=self.threads,
+            evaluate=None,
+            preview=None,
+            identity={"family": "gaussian", "pipeline": "", "name_or_path": "", "dtype": "float32"},
+        )
 
     def latent_shape(self, frames):
         return (self.channels, frames, 3, 3) if self.layout == "cfhw" else (frames, self.channels, 3, 3)
@@ -45,7 +74,7 @@ class GaussianBackend:
             return frame.repeat_interleave(self.chunk_length, dim=self.frame_axis)
         return torch.randn(self.latent_shape(self.chunk_length), generator=g)
 
-    def encode(self, prompts):
+    def encode(self, prompts, negative=False):
         return torch.stack([self.mean(p) for p in prompts])
 
     def posterior_x0(self, x, t, mu):

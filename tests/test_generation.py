@@ -23,9 +23,11 @@ class Streaming:
     def __init__(self, backend):
         self._backend = backend
 
+    @property
+    def spec(self):
+        return dataclasses.replace(self._backend.spec, evaluate=None)
+
     def __getattr__(self, name):
-        if name == "evaluate":
-            raise AttributeError(name)
         return getattr(self._backend, name)
 
 

@@ -250,7 +250,7 @@ def test_small_models_run_on_one_thread_unless_the_user_chose(monkeypatch):
         sys.path.insert(0, str(Path(__file__).parent / "diffusers"))
         from diffusers_tiny import load
 
-        assert load("cogvideox").threads == 1  # a tiny network: one thread too
+        assert load("cogvideox").spec.threads == 1  # a tiny network: one thread too
     finally:
         torch.set_num_threads(before)
 

@@ -548,7 +548,6 @@ def test_resume_refuses_another_resolved_device_or_dtype(tmp_path, capsys, key, 
 
 def test_the_fingerprint_holds_every_version_and_the_resolved_device_and_dtype(monkeypatch):
     from importlib import metadata
-    from types import SimpleNamespace
 
     real = metadata.version
 
@@ -561,11 +560,13 @@ def test_the_fingerprint_holds_every_version_and_the_resolved_device_and_dtype(m
     fp = checkpoint.fingerprint({"seed": 1})
     assert fp["transformers"] == "absent" and fp["torch"] == real("torch") and fp["scenario"] == {"seed": 1}
     assert {"python", "syncos", "numpy", "diffusers"} <= set(fp)
-    net = torch.nn.Linear(2, 2).to(torch.bfloat16)
-    pipe = SimpleNamespace(transformer=net)
-    backend = SimpleNamespace(device=torch.device("cpu"), pipe=pipe)
-    assert checkpoint.runtime(backend) == {"device": "cpu", "dtype": "bfloat16"}
-    assert checkpoint.runtime(SimpleNamespace(device="cpu")) == {"device": "cpu", "dtype": "n/a"}
+    from gaussian_backend import GaussianBackend
+
+    got = checkpoint.runtime(GaussianBackend())  # the spec's identity (diffusers: tests/diffusers)
+    assert got["device"] == "cpu" and got["dtype"] == "float32" and got["model"]["family"] == "gaussian"
+    from syncos.backends.toyworld import ToyWorldBackend
+
+    assert checkpoint.runtime(ToyWorldBackend())["dtype"] == "n/a"
 
 
 def test_resume_without_a_checkpoint_starts_over_and_a_stale_one_is_replaced(tmp_path, capsys):

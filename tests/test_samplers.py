@@ -449,7 +449,7 @@ def test_lr_in_latent_units_scales_by_the_backends_latent_std():
     latent = sample("syncos", b, plan, SynCoSOptions(**base, lr=0.4), seed=0).latent
     absolute = sample("syncos", b, plan, SynCoSOptions(**base, lr=0.1, lr_units="absolute"), seed=0).latent
     assert torch.equal(latent, absolute)
-    del b.latent_std  # a backend without latent_std has unit latents
+    b.latent_std = 1.0  # unit latents: latent and absolute units agree
     unit = sample("syncos", b, plan, SynCoSOptions(**base, lr=0.4), seed=0).latent
     assert torch.equal(
         unit, sample("syncos", b, plan, SynCoSOptions(**base, lr=0.4, lr_units="absolute"), 0).latent

@@ -97,8 +97,9 @@ def test_previews():
     strip = contact_strip(frames, count=3, height=64)
     assert strip.shape == (64, 3 * 64, 3) and strip.dtype == np.uint8
 
-    class NoPreview:  # a backend without preview(): the first channels, scaled
+    class NoPreview:  # a backend whose spec has no preview: the first channels, scaled
         frame_axis = 0
+        spec = type("Spec", (), {"preview": None})()
 
     fallback = preview_frames(NoPreview(), torch.randn(4, 2, 6, 5))
     assert fallback.shape == (4, 6, 5, 3) and fallback.min() == 0 and fallback.max() == 255

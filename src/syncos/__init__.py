@@ -12,12 +12,14 @@ from syncos.errors import DistributedError, UserError
 
 if TYPE_CHECKING:
     from syncos.api import Generation, generate, save
+    from syncos.pipeline import SynCoSPipeline
     from syncos.scenario import Event, Scenario, load_scenario
 
 _LAZY = {
     "Generation": "syncos.api",
     "generate": "syncos.api",
     "save": "syncos.api",
+    "SynCoSPipeline": "syncos.pipeline",
     "Event": "syncos.scenario",
     "Scenario": "syncos.scenario",
     "load_scenario": "syncos.scenario",
@@ -28,6 +30,7 @@ __all__ = [
     "Event",
     "Generation",
     "Scenario",
+    "SynCoSPipeline",
     "UserError",
     "generate",
     "load_scenario",

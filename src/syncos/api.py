@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from syncos import __version__, distributed, threads
+from syncos import __version__, distributed, memory, threads
 from syncos.backends import Backend, load_backend
 from syncos.checkpoint import Checkpoint
 from syncos.errors import UserError
@@ -121,15 +121,8 @@ def check_fits(scenario: Scenario, backend: Backend) -> None:
             f"events: the video would have {frames} frames; at most {MAX_VIDEO_FRAMES} "
             f"({MAX_VIDEO_FRAMES / fps / 60:.0f} minutes at {fps:g} fps)"
         )
-    if stride == AUTO:
-        stride = make_plan(scenario, backend).stride
-    latent_frame = 4 * math.prod(backend.latent_shape(1))
-    per_latent_frame = latent_frame * (LATENT_COPIES + CHUNK_COPIES * L / max(1, stride))
-    height, width = getattr(backend, "height", 0), getattr(backend, "width", 0)
-    # backends with their own metrics score the whole decoded video at once; the others stream it
-    per_frame = 3 * height * width if hasattr(backend, "evaluate") else 0
-    latent_frames = backend.latent_frames(frames)
-    need = latent_frames * per_latent_frame + frames * per_frame
+    need = resident_bytes(scenario, backend, frames)
+    height, width = backend.spec.height, backend.spec.width
     have, where = _available_memory(backend.device)
     if need > 0.8 * have:
         fit = int(0.8 * have / (need / frames))
@@ -146,11 +139,43 @@ def check_fits(scenario: Scenario, backend: Backend) -> None:
         )
 
 
+def resident_bytes(scenario: Scenario, backend: Backend, frames: int) -> int:
+    """Estimated bytes a run holds apart from the network's activations: the long latent, its working
+    copies and stacked chunks (LATENT_COPIES, CHUNK_COPIES), and the decoded video where it is held."""
+    L = backend.chunk_length
+    stride = scenario.stride or backend.default_stride
+    if stride == AUTO:
+        stride = make_plan(scenario, backend).stride
+    latent_frame = 4 * math.prod(backend.latent_shape(1))
+    per_latent_frame = latent_frame * (LATENT_COPIES + CHUNK_COPIES * L / max(1, stride))
+    spec = backend.spec
+    # backends with their own metrics score the whole decoded video at once; the others stream it
+    per_frame = 3 * spec.height * spec.width if spec.evaluate is not None else 0
+    return int(backend.latent_frames(frames) * per_latent_frame + frames * per_frame)
+
+
+def fit_memory(
+    scenario: Scenario, backend: Backend, plan: Plan, probe: memory.Probe | None = None
+) -> tuple[Scenario, memory.MemoryCheck | None]:
+    """The measured memory check (``syncos.memory``): sampler.micro_batch picked from the first
+    forward's peak unless the scenario sets it (run.json records the value), a refusal when not even
+    one chunk fits; nothing is measured where the device has no peak counter (CPU)."""
+    given = "micro_batch" in scenario.options
+    resident = resident_bytes(scenario, backend, plan.video_frames)
+    options, result = memory.check(backend, plan, scenario.sampler_options(), resident, given, probe)
+    if result is None or given:
+        return scenario, result
+    return dataclasses.replace(
+        scenario, options={**scenario.options, "micro_batch": options.micro_batch}
+    ), result
+
+
 def with_model_defaults(scenario: Scenario, backend: Backend) -> Scenario:
-    """The backend's own sampling defaults (``sampler_defaults``: Open-Sora Plan's release samples
-    100 steps at CFG 7.5) for the sampler keys the scenario leaves out; run.json records them."""
+    """The model's own call settings (``spec.defaults``: the stock pipeline's ``__call__`` defaults,
+    e.g. Wan's CFG 5, distilled HunyuanVideo's no CFG; Open-Sora Plan's release samples 100 steps at
+    CFG 7.5) for the sampler keys the scenario leaves out; run.json records them."""
     given = scenario.options
-    defaults = {k: v for k, v in getattr(backend, "sampler_defaults", {}).items() if k not in given}
+    defaults = {k: v for k, v in backend.spec.defaults.sampler_keys().items() if k not in given}
     return dataclasses.replace(scenario, options={**defaults, **given}) if defaults else scenario
 
 
@@ -167,6 +192,9 @@ def prepare(
         scenario = load_scenario(source, overrides)
     if backend is None:
         backend = load_backend(scenario.model, pipe=pipe, **scenario.model_settings())
+    if pipe is not None:  # the scenario's model key names nothing that ran: name the pipeline
+        identity = backend.spec.identity
+        scenario = dataclasses.replace(scenario, model=identity["name_or_path"] or identity["pipeline"])
     scenario = with_model_defaults(scenario, backend)
     check_fits(scenario, backend)
     plan = make_plan(scenario, backend)
@@ -182,18 +210,38 @@ def generate(
     callback: Callback | None = None,
     overrides: list[str] | None = None,
     checkpoint: Checkpoint | None = None,
-) -> Generation:
+    generator: torch.Generator | None = None,
+    **call: Any,
+) -> Any:
     """Sample the long latent of a scenario (a Scenario, a mapping, or a YAML/JSON path).
 
     ``pipe`` hands over a diffusers pipeline the caller already built (LoRA, quantisation and
     offloading stay as set up); ``backend`` reuses a loaded backend across calls; ``checkpoint``
-    makes the run resumable (:mod:`syncos.checkpoint`: restored from it, written to it).
+    makes the run resumable (:mod:`syncos.checkpoint`: restored from it, written to it);
+    ``generator`` (a CPU torch.Generator) is drawn from instead of seeding one with the scenario's seed.
+
+    ``generate(pipe, global_prompt=..., events=[...], ...)``, a diffusers pipeline first, is
+    ``SynCoSPipeline.from_pipe(pipe, height=, width=, fps=, model_options=)(...)``: it returns that
+    call's output (``.frames``).
     """
+    if not isinstance(scenario, Scenario | Mapping | str | os.PathLike):
+        from syncos.pipeline import SynCoSPipeline
+
+        build = {k: call.pop(k) for k in ("height", "width", "fps", "model_options") if k in call}
+        return SynCoSPipeline.from_pipe(scenario, **build)(generator=generator, callback=callback, **call)
+    if call:
+        raise UserError(
+            f"generate(scenario, ...) takes no {', '.join(sorted(call))}: set them in the scenario, or "
+            "hand a diffusers pipeline first: generate(pipe, global_prompt=..., events=[...])"
+        )
     start = time.perf_counter()
     scenario, backend, plan = prepare(scenario, pipe=pipe, backend=backend, overrides=overrides)
+    with threads.for_backend(backend):
+        scenario, _ = fit_memory(scenario, backend, plan)
     fn = SAMPLERS[scenario.method][0]
+    seed = scenario.seed if generator is None else generator
     with threads.for_backend(backend):  # one thread for toyworld / tiny models unless the user chose
-        result = fn(backend, plan, scenario.sampler_options(), scenario.seed, callback, checkpoint)
+        result = fn(backend, plan, scenario.sampler_options(), seed, callback, checkpoint)
     if not bool(torch.isfinite(result.latent).all()):
         raise UserError(
             "sampling diverged: the latent holds NaN or infinity; lower sampler.guidance_scale or sampler.lr"
@@ -237,6 +285,7 @@ def run_record(gen: Generation, wall_seconds: float, video_frames: int) -> dict:
         "method": gen.scenario.method,
         "versions": versions(),
         "device": str(gen.backend.device),
+        "model": dict(gen.backend.spec.identity),
         "plan": dataclasses.asdict(gen.plan),
         "solver": gen.solver,
         **({"fifo_mode": gen.fifo_mode} if gen.fifo_mode else {}),
@@ -257,7 +306,7 @@ def video_events(plan: Plan, scenario: Scenario) -> list[tuple[int, int, str]]:
 
 def evaluate_frames(gen: Generation, frames: np.ndarray) -> dict[str, float] | None:
     """The backend's own metrics of a decoded video, if it has any (toyworld does)."""
-    evaluate = getattr(gen.backend, "evaluate", None)
+    evaluate = gen.backend.spec.evaluate
     if evaluate is None:
         return None
     return evaluate(frames, gen.scenario.global_prompt, video_events(gen.plan, gen.scenario))
@@ -279,7 +328,7 @@ def save(
         start = time.perf_counter()
         frames: Iterable[np.ndarray] = gen.decode()  # streamed: a long video is never held whole
         metrics = None
-        if hasattr(gen.backend, "evaluate"):  # toyworld: small frames, scored before anything is written
+        if gen.backend.spec.evaluate is not None:  # toyworld: small frames, scored before anything is written
             frames = gen.frames()
             metrics = evaluate_frames(gen, frames)
         n = write_video(frames, out / "video.mp4", gen.fps, gif=out / "video.gif" if gif else None)

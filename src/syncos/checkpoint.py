@@ -55,7 +55,7 @@ FILE, LEGACY = "checkpoint.safetensors", "checkpoint.json"
 KEY = "syncos.checkpoint"  # the header metadata entry that holds the JSON part
 FORMAT = 2
 DEFAULT_MINUTES = 5.0
-RUNTIME = ("device", "dtype")  # fingerprint entries known once the model is loaded (resolve())
+RUNTIME = ("device", "dtype", "model")  # fingerprint entries known once the model is loaded (resolve())
 _RNG = "rng"  # tensor name of the generator state; the loop's tensors are "state.<name>[.<field>...]"
 START_OVER = "rerun without --resume to start over"
 
@@ -157,19 +157,15 @@ def fingerprint(scenario_dict: Mapping[str, Any]) -> dict[str, Any]:
     return {"scenario": dict(scenario_dict), **versions(absent="absent")}
 
 
-def runtime(backend: Any) -> dict[str, str]:
-    """The device (type and GPU name, not its index: ranks differ there) and the network's dtype."""
+def runtime(backend: Any) -> dict[str, Any]:
+    """The device (type and GPU name, not its index: ranks differ there), the network's dtype and
+    which model ran (a handed-in pipeline's class and name_or_path: the scenario may not say)."""
     device = torch.device(backend.device)
     where = device.type
     if device.type == "cuda":
         where += f" ({torch.cuda.get_device_name(device)})"
-    dtype = getattr(backend, "dtype", None)
-    pipe = getattr(backend, "pipe", None)
-    if dtype is None and pipe is not None:  # diffusers: the denoising network's, else the pipeline's
-        net = getattr(pipe, "transformer", None) or getattr(pipe, "unet", None)
-        param = next(net.parameters(), None) if isinstance(net, torch.nn.Module) else None
-        dtype = param.dtype if param is not None else getattr(pipe, "dtype", None)
-    return {"device": where, "dtype": str(dtype).removeprefix("torch.") if dtype is not None else "n/a"}
+    identity = dict(backend.spec.identity)
+    return {"device": where, "dtype": identity.pop("dtype"), "model": identity}
 
 
 def _difference(saved: Any, now: Any, path: str = "") -> str | None:

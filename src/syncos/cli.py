@@ -302,7 +302,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario or _run_scenario(args.video))
     backend = load_backend(scenario.model, **scenario.model_settings())
-    if not hasattr(backend, "evaluate"):
+    evaluate = backend.spec.evaluate
+    if evaluate is None:
         raise UserError(
             f"model {scenario.model!r} has no built-in metrics; only toyworld videos can be scored"
         )

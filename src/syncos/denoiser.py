@@ -57,20 +57,21 @@ class Denoiser:
         self.counter = counter if counter is not None else Counter()
         self.stage = "stage1"
         self.steps = steps  # sampling steps of the run, for guidance schedules that depend on them
+        self.spec = backend.spec  # built once: it is read on every call
 
     @property
     def cfg(self) -> bool:
         return self.guidance_scale != 1.0
 
     def scales(self, t: torch.Tensor, ndim: int) -> torch.Tensor | float:
-        """The guidance scale of each row: the backend's ``guidance_scale(t, default, steps)`` if it has one.
+        """The guidance scale of each row: the spec's ``guidance(t, default, steps)`` schedule if it has one.
 
         Wan 2.2 guides its low-noise expert with a second scale; CogVideoX's dynamic CFG follows a
         schedule over t. The stock pipelines switch CFG on by the default scale alone, and so does this.
         The hook takes the rows' timesteps as a tensor and answers with tensor operations (or a
         float), so nothing is read back to the host.
         """
-        hook = getattr(self.backend, "guidance_scale", None)
+        hook = self.spec.guidance
         if hook is None:
             return self.guidance_scale
         rows = t if t.dim() == 1 else t.amax(dim=1)  # per-frame timesteps: the row's noisiest frame
@@ -79,10 +80,12 @@ class Denoiser:
             return float(w)
         return w.float().reshape(-1, *[1] * (ndim - 1))
 
-    def _forward(self, x: torch.Tensor, t: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+    def _forward(
+        self, x: torch.Tensor, t: torch.Tensor, prompts: list[str], negative: list[bool]
+    ) -> torch.Tensor:
         """Raw float output of one micro-batch (a mix of conditional and unconditional passes)."""
         b = self.backend
-        return b.forward(x, t, b.encode(prompts)).float()
+        return b.forward(x, t, b.encode(prompts, negative)).float()
 
     def __call__(
         self,
@@ -95,7 +98,7 @@ class Denoiser:
         """(x0, eps) for a batch of chunks x (n, ...) at timestep t with x = alpha x0 + sigma eps.
 
         t is a scalar, one value per chunk (n,), or one per frame (n, L) for backends with
-        ``per_frame_timesteps``; alpha/sigma then come shaped to broadcast over x.
+        ``spec.per_frame_timesteps``; alpha/sigma then come shaped to broadcast over x.
         """
         n = len(x)
         if len(prompts) != n:
@@ -114,12 +117,12 @@ class Denoiser:
             passes = range(i, min(i + k * self.micro_batch, hi))
             rows = torch.arange(passes.start, passes.stop, device=x.device) // k  # made there: no copy
             texts = [self.negative_prompt if p % k else prompts[p // k] for p in passes]
-            local.append(self._forward(x[rows], pass_t[passes.start : passes.stop], texts))
+            negative = [bool(p % k) for p in passes]
+            local.append(self._forward(x[rows], pass_t[passes.start : passes.stop], texts, negative))
         out = distributed.gather_rows(torch.cat(local), k * n, f"the {self.stage} all-gather")
         self.counter.add(self.stage, nfe=k * n)
         if self.cfg:
             w = self.scales(tt, x.dim())
             w = w.to(out.device) if isinstance(w, torch.Tensor) else w
             out = out[1::2] + w * (out[0::2] - out[1::2])
-        limit = getattr(self.backend, "x0_limit", None)
-        return to_x0_eps(out, x, alpha, sigma, self.backend.prediction, limit)
+        return to_x0_eps(out, x, alpha, sigma, self.spec.prediction, self.spec.x0_limit)

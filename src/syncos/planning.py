@@ -20,6 +20,7 @@ import torch
 from syncos import threads
 from syncos.backends.base import Backend
 from syncos.denoiser import Counter, Denoiser
+from syncos.memory import MemoryCheck
 from syncos.samplers import FIFOOptions, SamplerOptions, SynCoSOptions
 from syncos.samplers.fifo import queue_layout, steps_note
 from syncos.samplers.syncos import first_forward_free, stage1_plan, synced_step
@@ -61,6 +62,7 @@ class RunPlan:
     notes: list[str] = field(default_factory=list)
     # stages whose count is an upper bound (SynCoS's stage 2 with stop_below > 0); then so is the total
     nfe_at_most: list[str] = field(default_factory=list)
+    memory: MemoryCheck | None = None  # the measured memory check (CUDA; syncos.memory)
 
     @property
     def thin_events(self) -> list[int]:
@@ -129,6 +131,11 @@ class RunPlan:
                 f"estimated sampling time: {_duration(self.estimated_seconds or 0.0)} "
                 f"({self.seconds_per_nfe * 1000:.2f} ms per evaluation, measured; decoding not included)"
             )
+        lines.append(
+            self.memory.format()
+            if self.memory is not None
+            else "memory: not measured on this device (the measured check needs CUDA; syncos.memory)"
+        )
         lines += self.notes
         return "\n".join(lines)
 
@@ -275,10 +282,13 @@ def plan_scenario(
     timed: bool = False,
 ) -> RunPlan:
     """Validate and plan a scenario as ``syncos.generate`` would, without sampling; ``timed`` measures."""
-    from syncos.api import prepare
+    from syncos.api import fit_memory, prepare
 
     scenario, backend, plan = prepare(scenario, pipe=pipe, backend=backend, overrides=overrides)
+    with threads.for_backend(backend):
+        scenario, checked = fit_memory(scenario, backend, plan)
     out = plan_run(scenario, backend, plan)
+    out.memory = checked
     if timed:
         with threads.for_backend(backend):  # as generate() will run it
             out.seconds_per_nfe = time_forward(backend, plan, scenario.sampler_options())

@@ -2,7 +2,7 @@
 
 toyworld's and the tiny test models' operations are far too small to gain from intra-op
 threads; on a small or shared CPU the pool's spinning and oversubscription make them many
-times slower (docs/ui.md has the numbers). A backend says so with ``threads = 1``; the count
+times slower (docs/ui.md has the numbers). A backend says so in its spec (``threads=1``); the count
 is left alone on accelerators, and wherever the user set OMP_NUM_THREADS / MKL_NUM_THREADS or
 called ``torch.set_num_threads`` (before or after importing syncos) to something other than
 torch's default.
@@ -27,9 +27,9 @@ def chosen_by_user() -> bool:
 
 @contextlib.contextmanager
 def for_backend(backend: Any) -> Iterator[None]:
-    """Run the block with the backend's preferred thread count (its ``threads`` hint), if any applies."""
-    want = getattr(backend, "threads", None)
-    device = getattr(backend, "device", torch.device("cpu"))
+    """Run the block with the backend's preferred thread count (its spec's ``threads``), if any applies."""
+    want = backend.spec.threads
+    device = backend.device
     if not want or torch.device(device).type != "cpu" or chosen_by_user():
         yield
         return

@@ -764,11 +764,21 @@ def make_plan(backend, frames_per_event, prompts=None, global_prompt="a red astr
 
 
 def load(family: str, **overrides):
+    """The adapter of a fresh tiny pipeline. A dtype, and vae_slicing for image VAEs, are set on the
+    pipeline first, as a user does before handing it over (syncos refuses to change a handed-in
+    pipeline); vae_slicing for a video VAE goes through, to be refused."""
     from syncos.backends.diffusers import load_diffusers_backend
+    from syncos.backends.diffusers.loader import DTYPES
 
     base = VARIANTS[family][1] if family in VARIANTS else family
     settings = {**TINY_SETTINGS[base], **overrides}
-    return load_diffusers_backend(None, pipe=tiny_pipe(family), **settings)
+    pipe = tiny_pipe(family)
+    if settings.get("dtype") is not None:
+        pipe.to(dtype=DTYPES[settings.pop("dtype")])
+    if settings.get("vae_slicing") and base in ("animatediff", "modelscope"):
+        settings.pop("vae_slicing")
+        pipe.vae.enable_slicing()
+    return load_diffusers_backend(None, pipe=pipe, **settings)
 
 
 # ---- checks shared by the per-family test files ----------------------------------------------------

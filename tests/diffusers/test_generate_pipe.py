@@ -38,7 +38,15 @@ def test_generate_with_a_handed_in_pipe_equals_the_folder_run(tmp_path):
     written = json.loads((tmp_path / "out" / "run.json").read_text())
     assert written["plan"] == json.loads(json.dumps(api.save(by_folder, tmp_path / "out2")["plan"]))
     assert written["device"] == "cpu" and written["nfe"] == by_folder.nfe
-    # Known bug (issue 18): run.json's scenario names the model "toyworld" for a handed-in pipe, as
-    # the scenario had no "model" key; what must hold today is that toyworld did not run.
-    assert written["scenario"]["model"] in ("toyworld", family)
+    # run.json names the handed-in pipeline (built in memory: no name_or_path, so its class), not the
+    # scenario's default "toyworld" (fails on the old code); the folder run names its folder.
+    assert written["scenario"]["model"] == "CogVideoXPipeline"
+    assert written["model"] == {
+        "family": family,
+        "pipeline": "CogVideoXPipeline",
+        "name_or_path": "",
+        "dtype": "float32",
+    }
+    folder_model = json.loads((tmp_path / "out2" / "run.json").read_text())["model"]
+    assert folder_model["name_or_path"] == str(tmp_path / "model")
     assert "metrics" not in written  # toyworld's own metrics would mean toyworld decoded the video

@@ -32,12 +32,32 @@ def test_one_chunk_matches_stock_pipeline():
     assert err < 1e-5
 
 
-def test_instruction_prefixes_prompts_but_not_the_empty_one():
+def test_instruction_prefixes_prompts_but_not_negatives():
     b = load("sana-video")
     plain = load("sana-video", model_options={**b.options, "complex_human_instruction": False})
     with_, without = b.encode(["a cat", ""]), plain.encode(["a cat", ""])
     assert not torch.allclose(with_[0][0], without[0][0])
-    assert torch.equal(with_[0][1], without[0][1])
+    negatives = ["", "blurry, low quality"]
+    pairs = zip(b.encode(negatives, True), plain.encode(negatives, True), strict=True)
+    assert all(torch.equal(x, y) for x, y in pairs)
+
+
+@pytest.mark.parametrize("negative", ["", "blurry, low quality"])
+def test_negative_prompts_are_encoded_as_the_stock_pipeline_encodes_them(negative):
+    """SanaVideoPipeline.encode_prompt leaves the instruction off the negative prompt, whatever it is.
+    Fails on the old code for a non-empty negative prompt (it got the instruction, as a prompt)."""
+    b = load("sana-video")
+    _, _, embeds, mask = b.pipe.encode_prompt(
+        "a cat",
+        negative_prompt=negative,
+        do_classifier_free_guidance=True,
+        device=b.device,
+        max_sequence_length=b.max_sequence_length,
+        complex_human_instruction=b.instruction,
+    )
+    got = b.encode([negative], negative=True)
+    assert torch.equal(got[0], embeds.to(got[0].dtype)) and torch.equal(got[1], mask)
+    assert not torch.equal(b.encode([negative])[0], got[0])  # as a prompt it gets the instruction
 
 
 def test_loads_from_a_saved_folder(tmp_path):

@@ -60,14 +60,16 @@ def test_folder_loads_as_the_release(release):
     assert (backend.height, backend.width, backend.chunk_length, backend.fps) == (352, 640, 24, 18.0)
     assert backend.prediction == "v" and backend.solver.name == "euler_ancestral"
     assert type(backend.pipe.text_encoder).__name__ == "MT5EncoderModel"
-    assert not getattr(backend, "per_frame_timesteps", False)  # one timestep per sample
+    assert not backend.spec.per_frame_timesteps  # one timestep per sample
 
 
 def test_every_method_makes_the_long_video(release, tmp_path):
     backend = load_backend(str(release), **{k: SCENARIO[k] for k in ("height", "width", "model_options")})
     calls: list[list[str]] = []
     encode = backend.encode
-    backend.encode = lambda prompts: (calls.append(list(prompts)), encode(prompts))[1]
+    backend.encode = lambda prompts, negative=False: (calls.append(list(prompts)), encode(prompts, negative))[
+        1
+    ]
     for method in ("independent", "codenoise", "fifo", "syncos"):
         calls.clear()
         extra = {"iterations": 2} if method == "syncos" else {}

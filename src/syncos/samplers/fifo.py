@@ -87,7 +87,7 @@ class FIFOOptions(SamplerOptions):
 
 
 def timestep_mode(backend: Backend, requested: str) -> str:
-    supported = bool(getattr(backend, "per_frame_timesteps", False))
+    supported = backend.spec.per_frame_timesteps
     if requested == "per-frame" and not supported:
         raise ValueError(
             f"backend {backend.name!r} takes one timestep per chunk; use fifo timesteps 'shared' or 'auto'"

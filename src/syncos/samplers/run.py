@@ -23,7 +23,7 @@ from syncos.denoiser import Counter, Denoiser
 from syncos.errors import UserError
 from syncos.samplers.noise import reschedule
 from syncos.samplers.options import SamplerOptions
-from syncos.solvers import DDIM, History, Solver, step
+from syncos.solvers import History, Solver, step
 from syncos.timeline import Plan
 
 
@@ -83,7 +83,7 @@ class Run:
         backend: Backend,
         plan: Plan,
         options: SamplerOptions,
-        seed: int,
+        seed: int | torch.Generator,
         callback: Callback | None,
         checkpoint: ckpt.Checkpoint | None = None,
     ):
@@ -97,8 +97,11 @@ class Run:
             self.counter,
             steps=options.steps,
         )
-        # One CPU generator, drawn in a fixed order: results do not depend on batching or device.
-        self.generator = torch.Generator("cpu").manual_seed(int(seed))
+        # One CPU generator, drawn in a fixed order: results do not depend on batching or device. A
+        # CPU torch.Generator handed in (SynCoSPipeline's ``generator``) is drawn from, as diffusers does.
+        self.generator = (
+            seed if isinstance(seed, torch.Generator) else torch.Generator("cpu").manual_seed(int(seed))
+        )
         self.grid = backend.schedule.grid(options.steps)
         if backend.prediction == "eps" and bool((self.grid.alpha <= 0).any()):
             raise UserError(
@@ -108,7 +111,7 @@ class Run:
             )
         self.axis = backend.frame_axis
         self.shape = tuple(backend.latent_shape(plan.latent_frames))
-        self.solver: Solver = getattr(backend, "solver", DDIM)
+        self.solver: Solver = backend.spec.solver
         self.first_order: list[int] = []  # steps a multistep solver had to take at first order
         self.store = checkpoint
         if self.store is not None:

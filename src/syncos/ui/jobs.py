@@ -146,7 +146,7 @@ def preview_frames(backend: Any, latent: torch.Tensor) -> np.ndarray:
 
     Fallback: the first three latent channels, each scaled to its own range (shape, not colour).
     """
-    preview = getattr(backend, "preview", None)
+    preview = backend.spec.preview
     if preview is not None:
         return np.asarray(preview(latent))
     z = latent.detach().float().cpu().movedim(backend.frame_axis, 0)[:, :3]  # (T, <=3, h, w)

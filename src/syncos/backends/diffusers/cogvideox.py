@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from diffusers.models.embeddings import get_3d_rotary_pos_embed
 
+from syncos.backends.base import GuidanceSchedule
 from syncos.backends.diffusers.common import PREDICTION_TYPES, DiffusersBackend, vp_schedule_from_config
 from syncos.errors import UserError
 
@@ -109,23 +110,25 @@ class CogVideoXBackend(DiffusersBackend):
                 )
         return self._rotary[frames]
 
+    def guidance(self) -> GuidanceSchedule | None:
+        return self.guidance_scale if self.dynamic_cfg else None
+
     def guidance_scale(self, t: torch.Tensor, default: float, steps: int) -> torch.Tensor | float:
         """With use_dynamic_cfg, CogVideoXPipeline's schedule (its formula, t on the 0..1000 scale)."""
         if not self.dynamic_cfg:
             return default
         return 1 + default * ((1 - torch.cos(math.pi * ((steps - t.double()) / steps) ** 5.0)) / 2)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         tr = self.pipe.transformer
         self._check_chunk(x.shape[1])
-        with torch.no_grad():
-            return tr(
-                hidden_states=x.to(self.device, tr.dtype),
-                encoder_hidden_states=cond,
-                timestep=t.to(self.device),
-                image_rotary_emb=self.rotary(x.shape[1]),
-                return_dict=False,
-            )[0]
+        return tr(
+            hidden_states=x.to(self.device, tr.dtype),
+            encoder_hidden_states=cond,
+            timestep=t.to(self.device),
+            image_rotary_emb=self.rotary(x.shape[1]),
+            return_dict=False,
+        )[0]
 
     def _decode_tile(self, latent: torch.Tensor) -> torch.Tensor:
         vae = self.pipe.vae

@@ -7,7 +7,6 @@ VAE decodes one temporal tile; everything else lives here once.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -15,6 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from syncos.backends.base import CallDefaults, Clip, GuidanceSchedule, ModelSpec, negative_flags
 from syncos.backends.diffusers.decode import tiled_decode
 from syncos.errors import UserError
 from syncos.schedules import FlowSchedule, Grid, VPSchedule, X0Limit, _check_steps
@@ -260,6 +260,9 @@ class DiffusersBackend:
     native_frames: ClassVar[int] = (
         0  # video frames of the native clip (model_options.native_frames overrides)
     )
+    per_frame_timesteps: bool = False  # a family whose network takes one timestep per frame sets it
+    # the stock __call__ argument that is true classifier-free guidance (HunyuanVideo: true_cfg_scale)
+    cfg_argument: ClassVar[str] = "guidance_scale"
 
     # set by subclasses in __init__
     prediction: str
@@ -346,19 +349,102 @@ class DiffusersBackend:
         """Conditioning rows for these prompts (a tensor or a tuple of tensors, batch first)."""
         raise NotImplementedError
 
+    def _encode_negative(self, prompts: list[str]) -> Any:
+        """Rows for negative prompts: as prompts, unless the stock pipeline encodes them otherwise."""
+        return self._encode_uncached(prompts)
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+        """The raw network output (the protocol's call): the family's ``_forward``, without autograd."""
+        with torch.no_grad():
+            return self._forward(x, t, cond)
+
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+        """The network on a batch of chunks: the family's call (inputs cast to its network's dtype)."""
         raise NotImplementedError
 
     def _decode_tile(self, latent: torch.Tensor) -> torch.Tensor:
         """Video (3, T, H, W) in [-1, 1] of one unbatched latent tile."""
         raise NotImplementedError
 
-    @property
-    def threads(self) -> int | None:
-        """1 for a tiny network (test models: threads only cost), else torch's choice (syncos.threads)."""
+    def _network(self) -> torch.nn.Module | None:
+        """The denoising network (transformer or UNet) of the pipeline."""
         net = getattr(self.pipe, "transformer", None) or getattr(self.pipe, "unet", None)
+        return net if isinstance(net, torch.nn.Module) else None
+
+    def _threads(self) -> int | None:
+        """1 for a tiny network (test models: threads only cost), else torch's choice (syncos.threads)."""
+        net = self._network()
         small = net is not None and sum(p.numel() for p in net.parameters()) < TINY_PARAMETERS
         return 1 if small else None
+
+    def guidance(self) -> GuidanceSchedule | None:
+        """The per-row CFG scale, for families whose stock pipeline varies it (None: one scale)."""
+        return None
+
+    def call_defaults(self) -> CallDefaults:
+        """The stock pipeline's ``__call__`` defaults: steps, CFG scale (its true-CFG argument), negative."""
+        import inspect
+
+        params = inspect.signature(type(self.pipe).__call__).parameters
+
+        def default(name: str) -> Any:
+            p = params.get(name)
+            return None if p is None or p.default is inspect.Parameter.empty else p.default
+
+        steps, scale, negative = (
+            default("num_inference_steps"),
+            default(self.cfg_argument),
+            default("negative_prompt"),
+        )
+        return CallDefaults(
+            steps=int(steps) if isinstance(steps, int) else None,
+            guidance_scale=float(scale) if isinstance(scale, int | float) else None,
+            negative_prompt=negative if isinstance(negative, str) else None,
+        )
+
+    def identity(self) -> dict[str, str]:
+        """The pipeline's class, where it was loaded from and its network's dtype (run.json, checkpoints)."""
+        net = self._network()
+        param = next(net.parameters(), None) if net is not None else None
+        dtype = param.dtype if param is not None else getattr(self.pipe, "dtype", None)
+        config = getattr(self.pipe, "config", None)
+        path = (config.get("_name_or_path") if isinstance(config, dict) else None) or getattr(
+            self.pipe, "name_or_path", None
+        )
+        return {
+            "family": self.name,
+            "pipeline": type(self.pipe).__name__,
+            "name_or_path": str(path) if path else "",
+            "dtype": str(dtype).removeprefix("torch.") if dtype is not None else "n/a",
+        }
+
+    @property
+    def spec(self) -> ModelSpec:
+        return ModelSpec(
+            name=self.name,
+            prediction=self.prediction,
+            schedule=self.schedule,
+            solver=self.solver,
+            x0_limit=self.x0_limit,
+            latent_std=self.latent_std,
+            per_frame_timesteps=bool(self.per_frame_timesteps),
+            guidance=self.guidance(),
+            defaults=self.call_defaults(),
+            clip=self.clip,
+            fps=self.fps,
+            height=self.height,
+            width=self.width,
+            threads=self._threads(),
+            evaluate=None,
+            preview=self.preview,
+            identity=self.identity(),
+        )
+
+    @property
+    def clip(self) -> Clip:
+        return Clip(
+            self.chunk_length, self.default_stride, self.frame_axis, self.temporal_factor, self.causal_vae
+        )
 
     # ---- shapes -----------------------------------------------------------------------------
     @property
@@ -372,29 +458,26 @@ class DiffusersBackend:
         return (self.latent_channels, latent_frames, h, w)
 
     def latent_frames(self, video_frames: int) -> int:
-        r = self.temporal_factor
-        if video_frames < 1:
-            raise UserError(f"a video needs at least 1 frame, got {video_frames}")
-        if self.causal_vae:
-            return 1 + math.ceil((video_frames - 1) / r)
-        return math.ceil(video_frames / r)
+        return Clip(0, 0, 0, self.temporal_factor, self.causal_vae).latent_frames(video_frames)
 
     def video_frames(self, latent_frames: int) -> int:
-        r = self.temporal_factor
-        return 1 + r * (latent_frames - 1) if self.causal_vae else r * latent_frames
+        return Clip(0, 0, 0, self.temporal_factor, self.causal_vae).video_frames(latent_frames)
 
     # ---- conditioning -------------------------------------------------------------------------
-    def encode(self, prompts: Sequence[str]) -> Any:
-        """Rows for ``prompts``; each distinct prompt string goes through the text encoder once."""
-        missing = list(dict.fromkeys(p for p in prompts if p not in self._cache))
-        if missing:
+    def encode(self, prompts: Sequence[str], negative: bool | Sequence[bool] = False) -> Any:
+        """Rows for ``prompts``; each distinct (prompt, negative) goes through the text encoder once."""
+        keys = list(zip(prompts, negative_flags(prompts, negative), strict=True))
+        for flag in (False, True):
+            missing = list(dict.fromkeys(p for p, n in keys if n == flag and (p, n) not in self._cache))
+            if not missing:
+                continue
             with torch.no_grad():
-                rows = self._encode_uncached(missing)
+                rows = self._encode_negative(missing) if flag else self._encode_uncached(missing)
             for i, p in enumerate(missing):
-                self._cache[p] = (
+                self._cache[p, flag] = (
                     tuple(r[i : i + 1] for r in rows) if isinstance(rows, tuple) else rows[i : i + 1]
                 )
-        got = [self._cache[p] for p in prompts]
+        got = [self._cache[k] for k in keys]
         if isinstance(got[0], tuple):
             return tuple(torch.cat(parts) for parts in zip(*got, strict=True))
         return torch.cat(got)

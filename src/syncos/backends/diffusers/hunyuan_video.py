@@ -3,7 +3,7 @@
 The released model is guidance-distilled: the pipeline's ``guidance_scale`` is a number fed to the
 network (here ``model_options.embedded_guidance_scale``), while true classifier-free guidance is
 its ``true_cfg_scale`` -- what the sampler's ``guidance_scale`` does for every family. With the
-distilled model use ``guidance_scale: 1`` in the sampler (one pass per chunk).
+distilled model the default is the pipeline's ``true_cfg_scale`` of 1: one pass per chunk, no CFG.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class HunyuanVideoBackend(DiffusersBackend):
     causal_vae = True
     default_fps = 24.0
     native_frames = 129
+    cfg_argument = "true_cfg_scale"  # its guidance_scale is the distilled one (embedded_guidance_scale)
 
     def _setup(self) -> None:
         pipe = self.pipe
@@ -62,7 +63,7 @@ class HunyuanVideoBackend(DiffusersBackend):
         )
         return embeds.to(dtype), mask.to(dtype), pooled.to(dtype)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         tr = self.pipe.transformer
         if x.shape[2] % self.pt:
             raise UserError(
@@ -70,16 +71,15 @@ class HunyuanVideoBackend(DiffusersBackend):
             )
         embeds, mask, pooled = cond
         guidance = torch.full((len(x),), self.embedded_guidance * 1000.0, dtype=tr.dtype, device=self.device)
-        with torch.no_grad():
-            return tr(
-                hidden_states=x.to(self.device, tr.dtype),
-                timestep=t.to(self.device),
-                encoder_hidden_states=embeds,
-                encoder_attention_mask=mask,
-                pooled_projections=pooled,
-                guidance=guidance,
-                return_dict=False,
-            )[0]
+        return tr(
+            hidden_states=x.to(self.device, tr.dtype),
+            timestep=t.to(self.device),
+            encoder_hidden_states=embeds,
+            encoder_attention_mask=mask,
+            pooled_projections=pooled,
+            guidance=guidance,
+            return_dict=False,
+        )[0]
 
     def _decode_tile(self, latent: torch.Tensor) -> torch.Tensor:
         vae = self.pipe.vae

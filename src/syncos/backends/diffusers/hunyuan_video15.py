@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from syncos.backends.base import CallDefaults
 from syncos.backends.diffusers.common import DiffusersBackend, flow_schedule
 from syncos.backends.diffusers.hunyuan_video import HunyuanVideoBackend, linspace_sigmas
 from syncos.errors import UserError
@@ -56,6 +57,13 @@ class HunyuanVideo15Backend(DiffusersBackend):
         self.prediction = "flow"
         self.schedule = flow_schedule(pipe.scheduler, linspace_sigmas)
 
+    def call_defaults(self) -> CallDefaults:
+        """The guider holds the stock CFG scale (its __call__ has no guidance_scale argument)."""
+        stock = super().call_defaults()
+        guider = getattr(self.pipe, "guider", None)
+        scale = None if guider is None else guider.config.get("guidance_scale")
+        return CallDefaults(stock.steps, None if scale is None else float(scale), stock.negative_prompt)
+
     def default_size(self) -> tuple[int, int]:
         # the pipeline's default: 16:9 at the transformer's target size
         h, w = self.pipe.video_processor.calculate_default_height_width(9, 16, self.pipe.target_size)
@@ -69,7 +77,7 @@ class HunyuanVideo15Backend(DiffusersBackend):
             prompts, device=self.device, dtype=self.pipe.transformer.dtype, batch_size=len(prompts)
         )
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         pipe, tr = self.pipe, self.pipe.transformer
         if x.shape[2] % self.pt:
             raise UserError(
@@ -81,16 +89,15 @@ class HunyuanVideo15Backend(DiffusersBackend):
         inputs = torch.cat([x, torch.zeros_like(x), x.new_zeros(n, 1, f, h, w)], dim=1)
         image = x.new_zeros(n, pipe.vision_num_semantic_tokens, pipe.vision_states_dim)
         embeds, mask, embeds_2, mask_2 = cond
-        with torch.no_grad():
-            return tr(
-                hidden_states=inputs,
-                image_embeds=image,
-                timestep=t.to(self.device, tr.dtype),
-                encoder_hidden_states=embeds,
-                encoder_attention_mask=mask,
-                encoder_hidden_states_2=embeds_2,
-                encoder_attention_mask_2=mask_2,
-                return_dict=False,
-            )[0]
+        return tr(
+            hidden_states=inputs,
+            image_embeds=image,
+            timestep=t.to(self.device, tr.dtype),
+            encoder_hidden_states=embeds,
+            encoder_attention_mask=mask,
+            encoder_hidden_states_2=embeds_2,
+            encoder_attention_mask_2=mask_2,
+            return_dict=False,
+        )[0]
 
     _decode_tile = HunyuanVideoBackend._decode_tile  # the same decoding: latent / scaling_factor

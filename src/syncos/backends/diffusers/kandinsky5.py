@@ -67,7 +67,7 @@ class Kandinsky5Backend(DiffusersBackend):
         small = all(480 <= v <= 854 for v in (self.height, self.width))
         return (1.0, 2.0, 2.0) if small else (1.0, 3.16, 3.16)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         pipe, tr = self.pipe, self.pipe.transformer
         embeds, lengths, pooled = cond
         n, c, f, h, w = x.shape
@@ -80,20 +80,19 @@ class Kandinsky5Backend(DiffusersBackend):
         ]
         sparse = pipe.get_sparse_params(z, self.device)
         out = torch.empty(n, f, h, w, c, dtype=tr.dtype, device=self.device)
-        with torch.no_grad():
-            for length in lengths.unique().tolist():
-                rows = (lengths == length).nonzero().flatten()
-                out[rows] = tr(
-                    hidden_states=z[rows],
-                    encoder_hidden_states=embeds[rows, :length],
-                    pooled_projections=pooled[rows],
-                    timestep=t.to(self.device, tr.dtype)[rows],
-                    visual_rope_pos=rope,
-                    text_rope_pos=torch.arange(length, device=self.device),
-                    scale_factor=self.scale_factor(),
-                    sparse_params=sparse,
-                    return_dict=False,
-                )[0][..., :c]
+        for length in lengths.unique().tolist():
+            rows = (lengths == length).nonzero().flatten()
+            out[rows] = tr(
+                hidden_states=z[rows],
+                encoder_hidden_states=embeds[rows, :length],
+                pooled_projections=pooled[rows],
+                timestep=t.to(self.device, tr.dtype)[rows],
+                visual_rope_pos=rope,
+                text_rope_pos=torch.arange(length, device=self.device),
+                scale_factor=self.scale_factor(),
+                sparse_params=sparse,
+                return_dict=False,
+            )[0][..., :c]
         return out.permute(0, 4, 1, 2, 3)
 
     _decode_tile = HunyuanVideoBackend._decode_tile  # the same VAE: latent / scaling_factor

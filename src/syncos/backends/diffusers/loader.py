@@ -36,6 +36,7 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
     "SanaVideoPipeline": ("sana-video", "sana_video", "SanaVideoBackend"),
     "Kandinsky5T2VPipeline": ("kandinsky5", "kandinsky5", "Kandinsky5Backend"),
 }
+IN_PLACE = ("dtype", "device", "cpu_offload", "vae_tiling", "vae_slicing")  # settings that change a pipeline
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 SETTINGS = (
     "height",
@@ -198,6 +199,14 @@ def load_diffusers_backend(model: str | None = None, *, pipe: Any = None, **sett
             "slicing would change nothing; bound decode memory with model_options.decode_tile (latent "
             "frames per tile) or vae_tiling (vae_slicing acts for animatediff and modelscope)"
         )
+    in_place = [k for k in IN_PLACE if settings.get(k)]
+    if pipe is not None and in_place:  # the user's pipeline is shared, never changed (diffusers' from_pipe)
+        raise UserError(
+            f"{', '.join(in_place)}: would change the handed-in pipeline in place (its modules are shared, "
+            "never cast or moved); set them on the pipeline before handing it over (pipe.to(dtype=...), "
+            "pipe.to(device), pipe.enable_model_cpu_offload(), pipe.vae.enable_tiling()), or name the "
+            "model by id or folder"
+        )
 
     if pipe is None:
         from diffusers import DiffusionPipeline
@@ -211,13 +220,13 @@ def load_diffusers_backend(model: str | None = None, *, pipe: Any = None, **sett
             raise UserError(
                 f"model {model!r} could not be loaded as a {cls_name}: {type(e).__name__}: {first_line(e)}"
             ) from None
-    elif dtype is not None:
-        pipe.to(dtype=dtype)
 
     for name in ("transformer", "transformer_2", "unet", "vae", "text_encoder", "text_encoder_2"):
         module = getattr(pipe, name, None)
         if isinstance(module, torch.nn.Module):
-            module.eval()  # modules built from a config start in training mode (dropout)
+            # modules built from a config start in training mode (dropout); from_pretrained's are in
+            # eval mode already, so a handed-in pipeline changes only if it was left training
+            module.eval()
 
     if settings.get("cpu_offload"):
         pipe.enable_model_cpu_offload(device=device or ("cuda" if torch.cuda.is_available() else "cpu"))

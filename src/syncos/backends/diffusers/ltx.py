@@ -35,6 +35,21 @@ def calculate_shift(seq_len: int, base_seq: int, max_seq: int, base_shift: float
     return seq_len * m + base_shift - m * base_seq
 
 
+def ltx_schedule(scheduler: Any, tokens: int) -> Any:
+    """LTXPipeline's grid: sigmas linspace(1, 1/steps), shifted by mu from the token count (dynamic
+    shifting: mu = 3.23 at 512x704x161) and stretched to the scheduler's terminal value."""
+    cfg = dict(scheduler.config)
+    mu = calculate_shift(
+        tokens,
+        cfg.get("base_image_seq_len", 256),
+        cfg.get("max_image_seq_len", 4096),
+        cfg.get("base_shift", 0.5),
+        cfg.get("max_shift", 1.15),
+    )
+    kwargs = {"mu": mu} if cfg.get("use_dynamic_shifting") else {}
+    return flow_schedule(scheduler, lambda steps: {"sigmas": np.linspace(1.0, 1 / steps, steps), **kwargs})
+
+
 class LTXBackend(DiffusersBackend):
     family = "ltx"
     options_help = {
@@ -64,20 +79,8 @@ class LTXBackend(DiffusersBackend):
         self.schedule = None  # needs the chunk's token count: built in _finish()
 
     def _finish(self) -> None:
-        cfg = dict(self.pipe.scheduler.config)
         h, w = self.latent_hw
-        mu = calculate_shift(
-            self.chunk_length * h * w,
-            cfg.get("base_image_seq_len", 256),
-            cfg.get("max_image_seq_len", 4096),
-            cfg.get("base_shift", 0.5),
-            cfg.get("max_shift", 1.15),
-        )
-        kwargs = {"mu": mu} if cfg.get("use_dynamic_shifting") else {}
-        self.schedule = flow_schedule(
-            self.pipe.scheduler,
-            lambda steps: {"sigmas": np.linspace(1.0, 1 / steps, steps), **kwargs},
-        )
+        self.schedule = ltx_schedule(self.pipe.scheduler, self.chunk_length * h * w)
 
     def default_size(self) -> tuple[int, int]:
         return 512, 704
@@ -94,7 +97,7 @@ class LTXBackend(DiffusersBackend):
         )
         return embeds.to(self.pipe.transformer.dtype), mask
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         tr = self.pipe.transformer
         embeds, mask = cond
         n, _, f, h, w = x.shape
@@ -108,18 +111,17 @@ class LTXBackend(DiffusersBackend):
                 )
             t = t.repeat_interleave(hp * wp, dim=1)
         scale = (self.temporal_factor / self.fps, self.spatial_factor, self.spatial_factor)
-        with torch.no_grad():
-            out = tr(
-                hidden_states=pack(x.to(self.device, tr.dtype), self.p, self.pt),
-                encoder_hidden_states=embeds,
-                timestep=t.to(self.device),
-                encoder_attention_mask=mask,
-                num_frames=fp,
-                height=hp,
-                width=wp,
-                rope_interpolation_scale=scale,
-                return_dict=False,
-            )[0]
+        out = tr(
+            hidden_states=pack(x.to(self.device, tr.dtype), self.p, self.pt),
+            encoder_hidden_states=embeds,
+            timestep=t.to(self.device),
+            encoder_attention_mask=mask,
+            num_frames=fp,
+            height=hp,
+            width=wp,
+            rope_interpolation_scale=scale,
+            return_dict=False,
+        )[0]
         return unpack(out, fp, hp, wp, self.p, self.pt)
 
     def _decode_tile(self, latent: torch.Tensor) -> torch.Tensor:

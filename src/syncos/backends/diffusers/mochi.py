@@ -82,18 +82,17 @@ class MochiBackend(DiffusersBackend):
         embeds = torch.cat([r[0] for r in rows]).to(self.pipe.transformer.dtype)
         return embeds, torch.cat([r[1] for r in rows])
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         tr = self.pipe.transformer
         embeds, mask = cond
         t = t.to(self.device)
-        with torch.no_grad():
-            out = tr(
-                hidden_states=x.to(self.device, tr.dtype),
-                encoder_hidden_states=embeds,
-                timestep=self.schedule.num_train_timesteps - t if self.inverted else t,
-                encoder_attention_mask=mask,
-                return_dict=False,
-            )[0]
+        out = tr(
+            hidden_states=x.to(self.device, tr.dtype),
+            encoder_hidden_states=embeds,
+            timestep=self.schedule.num_train_timesteps - t if self.inverted else t,
+            encoder_attention_mask=mask,
+            return_dict=False,
+        )[0]
         return -out if self.inverted else out  # x0 - eps -> the usual flow velocity eps - x0
 
     def _decode_tile(self, latent: torch.Tensor) -> torch.Tensor:

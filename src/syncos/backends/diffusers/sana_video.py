@@ -1,8 +1,8 @@
 """Sana-Video: latents (C, F, H, W) of Wan's VAE, flow matching, Gemma 2 text with an instruction.
 
 SanaVideoPipeline prefixes every prompt with its "complex human instruction" but encodes the
-negative prompt without it; the adapter does the same for the empty prompt (the samplers'
-default negative prompt), so one chunk equals the stock pipeline.
+negative prompt without it; the adapter does the same for every negative prompt (``encode(...,
+negative=True)``), so one chunk equals the stock pipeline whatever the negative prompt.
 """
 
 from __future__ import annotations
@@ -57,32 +57,36 @@ class SanaVideoBackend(DiffusersBackend):
     def size_multiple(self) -> int:
         return max(32, self.spatial_factor * max(self.patch[1:]))  # SanaVideoPipeline checks multiples of 32
 
-    def _encode_uncached(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        def encode(texts: list[str], instruction: list[str] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _encode(self, texts: list[str], instruction: list[str] | None) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = []
+        for text in texts:  # one at a time: the instruction's token selection is per prompt
             embeds, mask, _, _ = self.pipe.encode_prompt(
-                texts,
+                [text],
                 do_classifier_free_guidance=False,
                 device=self.device,
                 max_sequence_length=self.max_sequence_length,
                 complex_human_instruction=instruction,
             )
-            return embeds.to(self.pipe.transformer.dtype), mask
-
-        # "" as the pipeline encodes its negative prompt (no instruction), the others as prompts
-        rows = [encode([p], None if p == "" else self.instruction) for p in prompts]
+            rows.append((embeds.to(self.pipe.transformer.dtype), mask))
         return torch.cat([r[0] for r in rows]), torch.cat([r[1] for r in rows])
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+    def _encode_uncached(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._encode(prompts, self.instruction)
+
+    def _encode_negative(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """As SanaVideoPipeline encodes its negative prompt: without the instruction."""
+        return self._encode(prompts, None)
+
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         tr = self.pipe.transformer
         embeds, mask = cond
-        with torch.no_grad():
-            out = tr(
-                x.to(self.device, tr.dtype),
-                encoder_hidden_states=embeds,
-                encoder_attention_mask=mask,
-                timestep=t.to(self.device),
-                return_dict=False,
-            )[0]
+        out = tr(
+            x.to(self.device, tr.dtype),
+            encoder_hidden_states=embeds,
+            encoder_attention_mask=mask,
+            timestep=t.to(self.device),
+            return_dict=False,
+        )[0]
         return out[:, : self.latent_channels] if self.learned_sigma else out
 
     _decode_tile = WanBackend._decode_tile  # the same VAE, decoded the same way

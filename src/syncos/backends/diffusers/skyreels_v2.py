@@ -29,16 +29,15 @@ class SkyReelsV2Backend(WanBackend):
 
     def _call(self, x: torch.Tensor, t: torch.Tensor, cond: Any, **kw: Any) -> torch.Tensor:
         tr = self.pipe.transformer
-        with torch.no_grad():
-            return tr(
-                hidden_states=x.to(self.device, tr.dtype),
-                timestep=t.to(self.device),
-                encoder_hidden_states=cond,
-                return_dict=False,
-                **kw,
-            )[0]
+        return tr(
+            hidden_states=x.to(self.device, tr.dtype),
+            timestep=t.to(self.device),
+            encoder_hidden_states=cond,
+            return_dict=False,
+            **kw,
+        )[0]
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         return self._call(x, t, cond)
 
 
@@ -58,7 +57,7 @@ class SkyReelsV2DFBackend(SkyReelsV2Backend):
                 f"the chunk length must be a multiple of {block}, got {frames}"
             )
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         """t: per chunk (n,) or per latent frame (n, F); truncated to integers as the pipeline does."""
         n, frames = len(x), x.shape[2]
         self._check_frames(frames)

@@ -50,17 +50,16 @@ class UNetBackend(DiffusersBackend):
         embeds, _ = self.pipe.encode_prompt(prompts, self.device, 1, False)
         return embeds.to(self.pipe.unet.dtype)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         unet = self.pipe.unet
         if self.name == "animatediff":  # UNetMotionModel wants one text row per frame, as its pipeline passes
             cond = cond.repeat_interleave(x.shape[2], dim=0)
-        with torch.no_grad():
-            return unet(
-                x.to(self.device, unet.dtype),
-                t.to(self.device),
-                encoder_hidden_states=cond,
-                return_dict=False,
-            )[0]
+        return unet(
+            x.to(self.device, unet.dtype),
+            t.to(self.device),
+            encoder_hidden_states=cond,
+            return_dict=False,
+        )[0]
 
     def _decode_tile(self, latent: torch.Tensor) -> torch.Tensor:
         vae = self.pipe.vae

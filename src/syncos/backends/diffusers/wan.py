@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from syncos.backends.base import GuidanceSchedule
 from syncos.backends.diffusers.common import DiffusersBackend, flow_schedule
 from syncos.errors import UserError
 
@@ -83,28 +84,30 @@ class WanBackend(DiffusersBackend):
         picks = [(pipe.transformer, high), (pipe.transformer_2, ~high)]
         return [(m, mask.nonzero().flatten()) for m, mask in picks if bool(mask.any())]
 
+    def guidance(self) -> GuidanceSchedule | None:
+        return None if self.guidance_scale_2 is None else self.guidance_scale
+
     def guidance_scale(self, t: torch.Tensor, default: float, steps: int) -> torch.Tensor | float:
         """guidance_scale_2 where the low-noise expert runs, as WanPipeline does."""
         if self.guidance_scale_2 is None:
             return default
         return torch.where(t < self.boundary, self.guidance_scale_2, default)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         out = None
-        with torch.no_grad():
-            for model, idx in self.experts(t):  # rows may sit on either side of the boundary
-                xi, ti, ci = (v if idx is None else v[idx] for v in (x, t, cond))
-                xi, ti = xi.to(self.device, model.dtype), ti.to(self.device)
-                if self.expand_timesteps:  # Wan 2.2 TI2V: a timestep per token, ordered (frame, row, column)
-                    f, h, w = (xi.shape[2 + d] // self.patch[d] for d in range(3))
-                    ti = (ti if ti.dim() == 2 else ti[:, None].expand(-1, f)).repeat_interleave(h * w, dim=1)
-                elif ti.dim() == 2:
-                    raise ValueError("per-frame timesteps need Wan 2.2 TI2V (expand_timesteps)")
-                y = model(hidden_states=xi, timestep=ti, encoder_hidden_states=ci, return_dict=False)[0]
-                if idx is None:
-                    return y.to(self._dtype)
-                out = y.new_empty((len(x), *y.shape[1:])) if out is None else out
-                out[idx] = y
+        for model, idx in self.experts(t):  # rows may sit on either side of the boundary
+            xi, ti, ci = (v if idx is None else v[idx] for v in (x, t, cond))
+            xi, ti = xi.to(self.device, model.dtype), ti.to(self.device)
+            if self.expand_timesteps:  # Wan 2.2 TI2V: a timestep per token, ordered (frame, row, column)
+                f, h, w = (xi.shape[2 + d] // self.patch[d] for d in range(3))
+                ti = (ti if ti.dim() == 2 else ti[:, None].expand(-1, f)).repeat_interleave(h * w, dim=1)
+            elif ti.dim() == 2:
+                raise ValueError("per-frame timesteps need Wan 2.2 TI2V (expand_timesteps)")
+            y = model(hidden_states=xi, timestep=ti, encoder_hidden_states=ci, return_dict=False)[0]
+            if idx is None:
+                return y.to(self._dtype)
+            out = y.new_empty((len(x), *y.shape[1:])) if out is None else out
+            out[idx] = y
         return out
 
     def _decode_tile(self, latent: torch.Tensor) -> torch.Tensor:

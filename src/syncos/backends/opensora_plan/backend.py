@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from syncos.backends.base import CallDefaults
 from syncos.backends.diffusers.common import PREDICTION_TYPES, DiffusersBackend
 from syncos.errors import UserError, first_line
 from syncos.schedules import VPSchedule
@@ -50,6 +51,7 @@ class OpenSoraPlanModules:
     text_encoder: Any
     tokenizer: Any
     scheduler: Any
+    name_or_path: str = ""  # the release folder (run.json's model identity)
 
     @property
     def device(self) -> torch.device:
@@ -65,7 +67,6 @@ class OpenSoraPlanBackend(DiffusersBackend):
     }
     causal_vae = True
     default_fps = 18.0  # the sampling script's
-    sampler_defaults = {"steps": 100, "guidance_scale": 7.5}  # the sampling script's (syncos.api)
     native_frames = 93
 
     @property
@@ -102,6 +103,13 @@ class OpenSoraPlanBackend(DiffusersBackend):
         )
         self.max_sequence_length = int(self.options.get("max_sequence_length") or 512)
 
+    def call_defaults(self) -> CallDefaults:
+        """The release's sampling script: 100 steps at CFG 7.5 (it has no pipeline __call__)."""
+        return CallDefaults(steps=100, guidance_scale=7.5, negative_prompt=None)
+
+    def identity(self) -> dict[str, str]:
+        return {**super().identity(), "pipeline": "OpenSoraPlanModules"}
+
     def default_size(self) -> tuple[int, int]:
         return 352, 640
 
@@ -122,11 +130,10 @@ class OpenSoraPlanBackend(DiffusersBackend):
         states = self.pipe.text_encoder(ids, attention_mask=mask)[0]
         return states.to(self.pipe.transformer.dtype), mask
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         tr = self.pipe.transformer
         states, mask = cond
-        with torch.no_grad():
-            return tr(x.to(self.device, tr.dtype), t.to(self.device), states, mask)
+        return tr(x.to(self.device, tr.dtype), t.to(self.device), states, mask)
 
     def _decode_tile(self, latent: torch.Tensor) -> torch.Tensor:
         vae = self.pipe.vae
@@ -249,7 +256,7 @@ def load_modules(model: str | None, options: dict, dtype: torch.dtype | None, de
         lambda: AutoTokenizer.from_pretrained(paths["tokenizer"], local_files_only=True),
     )
     folder = Path(model).expanduser() if model and Path(model).expanduser().is_dir() else None
-    modules = OpenSoraPlanModules(transformer, vae, encoder, tokenizer, _scheduler(folder))
+    modules = OpenSoraPlanModules(transformer, vae, encoder, tokenizer, _scheduler(folder), str(model or ""))
     for m in (modules.transformer, modules.vae, modules.text_encoder):
         m.to(device).eval()
     return modules

@@ -24,8 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from syncos.backends.base import CallDefaults, Clip, ModelSpec
 from syncos.errors import UserError
 from syncos.schedules import PREDICTIONS, FlowSchedule, VPSchedule, from_x0_eps
+from syncos.solvers import DDIM
 
 from . import world as W
 
@@ -354,8 +356,9 @@ class ToyWorldBackend:
     def video_frames(self, latent_frames: int) -> int:
         return latent_frames
 
-    def encode(self, prompts: Sequence[str]) -> list[PromptMixture]:
-        """One cached mixture per distinct prompt; raises UserError for a prompt with no known word."""
+    def encode(self, prompts: Sequence[str], negative: bool | Sequence[bool] = False) -> list[PromptMixture]:
+        """One cached mixture per distinct prompt; raises UserError for a prompt with no known word.
+        A negative prompt is a prompt like any other here."""
         return [_mixture(self.world.contrast, p) for p in prompts]
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: list[PromptMixture]) -> torch.Tensor:
@@ -378,6 +381,28 @@ class ToyWorldBackend:
         frames = latent.detach().double().cpu().movedim(self.frame_axis, 0).movedim(1, -1).numpy()
         return np.stack(
             [np.clip(self.world.to_pixels(f) * 255.0 + 0.5, 0, 255).astype(np.uint8) for f in frames]
+        )
+
+    @property
+    def spec(self) -> ModelSpec:
+        return ModelSpec(
+            name=self.name,
+            prediction=self.prediction,
+            schedule=self.schedule,
+            solver=DDIM,
+            x0_limit=None,
+            latent_std=self.latent_std,
+            per_frame_timesteps=self.per_frame_timesteps,
+            guidance=None,
+            defaults=CallDefaults(steps=None, guidance_scale=None, negative_prompt=None),  # the sampler's
+            clip=Clip(self.chunk_length, self.default_stride, self.frame_axis, 1, causal=False),
+            fps=self.fps,
+            height=self.height,
+            width=self.width,
+            threads=self.threads,
+            evaluate=self.evaluate,
+            preview=self.preview,
+            identity={"family": "toyworld", "pipeline": "", "name_or_path": "toyworld", "dtype": "n/a"},
         )
 
     def evaluate(self, frames: np.ndarray, global_prompt: str, events: list[tuple[int, int, str]]):
