@@ -186,6 +186,8 @@ def generate(
     ``pipe`` hands over a diffusers pipeline the caller already built (LoRA, quantisation and
     offloading stay as set up); ``backend`` reuses a loaded backend across calls.
     """
+    from syncos.planning import input_notes
+
     start = time.perf_counter()
     scenario, backend, plan = prepare(scenario, pipe=pipe, backend=backend, overrides=overrides)
     fn = SAMPLERS[scenario.method][0]
@@ -206,7 +208,7 @@ def generate(
         result.solver,
         result.fifo_mode,
         wall_seconds=wall,
-        notes=result.notes,
+        notes=(*input_notes(scenario, backend), *result.notes),
     )
 
 

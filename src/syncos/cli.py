@@ -182,18 +182,23 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace, main: bool) -> int:
     """Every rank samples; only rank 0 (``main``) shows progress and writes outputs."""
     from syncos import checkpoint
-    from syncos.api import generate, save
+    from syncos.api import generate, prepare, save
     from syncos.io import check_outdir, write_tensors
+    from syncos.planning import plan_run
     from syncos.scenario import load_scenario
 
-    scenario = load_scenario(args.scenario, _overrides(args))
+    start = time.perf_counter()
+    scenario = load_scenario(_scenario_file(args.scenario), _overrides(args))
     out = check_outdir(args.output) if main else None  # fail before the long work, not after
+    scenario, backend, plan = prepare(scenario)
+    said = plan_run(scenario, backend, plan).warnings if main and not args.quiet else []
+    for line in said:  # before the run: the user may stop it and change the scenario
+        print(f"note: {line}", flush=True)
     store = _checkpoint(args, scenario, main)
     progress = _Progress(main and sys.stderr.isatty() and not args.quiet, scenario.method)
-    start = time.perf_counter()
     try:
         with checkpoint.active(store):  # Ctrl-C / SIGTERM: the checkpoint is kept, no video begun
-            gen = generate(scenario, callback=progress)
+            gen = generate(scenario, backend=backend, callback=progress)
             progress.close()
             if out is None:
                 return 0
@@ -219,15 +224,35 @@ def _generate(args: argparse.Namespace, main: bool) -> int:
         write_tensors({"latent": gen.latent}, out / "latent.safetensors")
     store.remove()
     if not args.quiet:
-        print(f"wrote {out / 'video.mp4'} ({record['frames']} frames, {record['seconds']['total']:.1f} s)")
-        if record.get("unused_options"):
-            unused = ", ".join(f"sampler.{k}" for k in record["unused_options"])
-            print(f"note: {scenario.method} does not use {unused} (kept in run.json)")
+        print(f"wrote {out / 'video.mp4'} ({_video_summary(record)})")
         if record.get("metrics"):
             _print_metrics(record["metrics"], f"toyworld metrics of the {record['metrics_from']}")
         for note in gen.notes:
-            print(f"note: {note}")
+            if note not in said:
+                print(f"note: {note}")
     return 0
+
+
+def _video_summary(record: dict) -> str:
+    """ "72 frames, 9.0 s video, sampled in 40.5 s": the video's length and the run's, told apart."""
+    seconds = record["frames"] / record["fps"]
+    return f"{record['frames']} frames, {seconds:.1f} s video, sampled in {record['seconds']['total']:.1f} s"
+
+
+def _scenario_file(path: str) -> str:
+    """``path`` if it can be a scenario; a suite (its folder or its suite.yaml) is sent to ``bench``."""
+    from pathlib import Path
+
+    from syncos.bench.suite import SUITE_FILE
+
+    p = Path(path)
+    if p.is_dir() or p.name == SUITE_FILE:
+        folder = p if p.is_dir() else p.parent
+        raise UserError(
+            f"{path!r} is a benchmark suite, not a scenario file: run it with `syncos bench {folder} "
+            "-o OUTDIR`, or give one of its scenario files"
+        )
+    return path
 
 
 def _checkpoint(args: argparse.Namespace, scenario, main: bool):
@@ -251,7 +276,7 @@ def _checkpoint(args: argparse.Namespace, scenario, main: bool):
 def cmd_plan(args: argparse.Namespace) -> int:
     from syncos.planning import plan_scenario
 
-    plan = plan_scenario(args.scenario, overrides=_overrides(args), timed=args.time)
+    plan = plan_scenario(_scenario_file(args.scenario), overrides=_overrides(args), timed=args.time)
     print(json.dumps(plan.to_dict(), indent=2) if args.json else plan.format())
     return 0
 

@@ -22,7 +22,7 @@ from syncos.backends.base import Backend
 from syncos.denoiser import Counter, Denoiser
 from syncos.samplers import FIFOOptions, SamplerOptions, SynCoSOptions
 from syncos.samplers.fifo import queue_layout, steps_note
-from syncos.samplers.syncos import first_forward_free, stage1_plan, synced_step
+from syncos.samplers.syncos import first_forward_free, stage1_plan, synced_step, window_note
 from syncos.scenario import Scenario
 from syncos.timeline import AUTO, Plan
 
@@ -59,6 +59,8 @@ class RunPlan:
     cfg: bool  # classifier-free guidance: two passes per chunk
     seconds_per_nfe: float | None = None
     notes: list[str] = field(default_factory=list)
+    # what the user should know before running: ignored words and options, an empty sync window
+    warnings: list[str] = field(default_factory=list)
     # stages whose count is an upper bound (SynCoS's stage 2 with stop_below > 0); then so is the total
     nfe_at_most: list[str] = field(default_factory=list)
 
@@ -130,6 +132,7 @@ class RunPlan:
                 f"({self.seconds_per_nfe * 1000:.2f} ms per evaluation, measured; decoding not included)"
             )
         lines += self.notes
+        lines += [f"note: {w}" for w in self.warnings]
         return "\n".join(lines)
 
 
@@ -221,6 +224,46 @@ def method_steps(plan: Plan, method: str, options: SamplerOptions) -> int:
     return options.steps
 
 
+# Scenario options a method does not read: FIFO slides one latent frame per step and independent
+# tiles at the chunk length, whatever sampler.stride says.
+IGNORED_BY = {"fifo": ("stride",), "independent": ("stride",)}
+
+
+def ignored_options(scenario: Scenario) -> list[str]:
+    """The given sampler keys this method does not use (run.json keeps them)."""
+    own = [k for k in IGNORED_BY.get(scenario.method, ()) if getattr(scenario, k) is not None]
+    return [f"sampler.{k}" for k in [*own, *scenario.unused_options]]
+
+
+def input_notes(scenario: Scenario, backend: Backend) -> list[str]:
+    """What the run will not read: prompt words the model does not know, options the method ignores
+    (run.json's notes and the lines ``generate`` prints before sampling)."""
+    notes = []
+    ignored = getattr(backend, "ignored_words", None)
+    if ignored is not None:
+        texts = [scenario.global_prompt, *(e.prompt for e in scenario.events)]
+        words = list(dict.fromkeys(w for text in texts for w in ignored(text)))
+        if words:
+            notes.append(
+                f"{scenario.model} ignores the words {', '.join(words)} (`syncos vocab` lists its own)"
+            )
+    unused = ignored_options(scenario)
+    if unused:
+        notes.append(f"{scenario.method} does not use {', '.join(unused)} (kept in run.json)")
+    return notes
+
+
+def empty_window(backend: Backend, options: SamplerOptions) -> str | None:
+    """SynCoS's note when its sync window holds none of the steps (the run is plain co-denoising)."""
+    if not isinstance(options, SynCoSOptions):
+        return None
+    grid = backend.schedule.grid(options.steps)
+    for i in range(len(grid)):
+        if synced_step(options, *(float(v[i]) for v in (grid.timesteps, grid.alpha, grid.sigma))):
+            return None
+    return window_note(options, [], len(grid))
+
+
 def plan_run(scenario: Scenario, backend: Backend, plan: Plan) -> RunPlan:
     """The :class:`RunPlan` of a scenario whose timeline ``plan`` (``syncos.api.make_plan``) is made."""
     options = scenario.sampler_options()
@@ -262,6 +305,7 @@ def plan_run(scenario: Scenario, backend: Backend, plan: Plan) -> RunPlan:
         micro_batch=options.micro_batch,
         cfg=passes(backend, options) == 2,
         notes=notes,
+        warnings=input_notes(scenario, backend) + list(filter(None, [empty_window(backend, options)])),
         nfe_at_most=bounded_stages(scenario.method, options, nfe),
     )
 
@@ -324,6 +368,8 @@ __all__ = [
     "RunPlan",
     "bounded_stages",
     "count_nfe",
+    "ignored_options",
+    "input_notes",
     "method_plan",
     "plan_run",
     "plan_scenario",
