@@ -89,6 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     u.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     u.add_argument("--scenario", help="scenario file to open (default: examples' ball story on toyworld)")
+    u.add_argument(
+        "--output",
+        metavar="DIR",
+        help="keep the videos in DIR (default: a temporary folder, removed when the studio stops)",
+    )
+    u.add_argument(
+        "--auth", metavar="USER:PASS", help="ask for this user and password (needed beyond 127.0.0.1)"
+    )
+    u.add_argument(
+        "--no-auth", action="store_true", help="serve beyond 127.0.0.1 without a password (a trusted network)"
+    )
 
     m = sub.add_parser("metrics", help="print the toyworld metrics of a video")
     m.add_argument("video", help="video file (MP4 or GIF) made from the scenario")
@@ -283,9 +294,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     from syncos.ui import launch
+    from syncos.ui.access import check_exposure, parse_auth
 
+    auth = parse_auth(args.auth) if args.auth is not None else None
+    check_exposure(args.host, auth, args.no_auth)  # before Gradio loads: a refusal is immediate
     try:
-        launch(host=args.host, port=args.port, scenario=args.scenario)
+        launch(host=args.host, port=args.port, scenario=args.scenario, root=args.output, auth=auth)
     except ImportError as e:
         raise UserError(f"the studio needs the ui extra (pip install 'syncos[ui]'): {e}") from None
     return 0

@@ -61,6 +61,7 @@ class RunPlan:
     notes: list[str] = field(default_factory=list)
     # what the user should know before running: ignored words and options, an empty sync window
     warnings: list[str] = field(default_factory=list)
+    sync_steps: list[int] | None = None  # SynCoS: the steps in its sync window (0 = first step)
     # stages whose count is an upper bound (SynCoS's stage 2 with stop_below > 0); then so is the total
     nfe_at_most: list[str] = field(default_factory=list)
 
@@ -253,15 +254,22 @@ def input_notes(scenario: Scenario, backend: Backend) -> list[str]:
     return notes
 
 
-def empty_window(backend: Backend, options: SamplerOptions) -> str | None:
-    """SynCoS's note when its sync window holds none of the steps (the run is plain co-denoising)."""
+def sync_steps(backend: Backend, options: SamplerOptions) -> list[int] | None:
+    """The steps (0 = first) SynCoS synchronises at; None for the other methods."""
     if not isinstance(options, SynCoSOptions):
         return None
     grid = backend.schedule.grid(options.steps)
-    for i in range(len(grid)):
-        if synced_step(options, *(float(v[i]) for v in (grid.timesteps, grid.alpha, grid.sigma))):
-            return None
-    return window_note(options, [], len(grid))
+    coefficients = [[float(v[i]) for v in (grid.timesteps, grid.alpha, grid.sigma)] for i in range(len(grid))]
+    return [i for i, c in enumerate(coefficients) if synced_step(options, *c)]
+
+
+def empty_window(backend: Backend, options: SamplerOptions) -> str | None:
+    """SynCoS's note when its sync window holds none of the steps (the run is plain co-denoising)."""
+    synced = sync_steps(backend, options)
+    if synced != []:
+        return None
+    assert isinstance(options, SynCoSOptions)
+    return window_note(options, [], len(backend.schedule.grid(options.steps)))
 
 
 def plan_run(scenario: Scenario, backend: Backend, plan: Plan) -> RunPlan:
@@ -306,6 +314,7 @@ def plan_run(scenario: Scenario, backend: Backend, plan: Plan) -> RunPlan:
         cfg=passes(backend, options) == 2,
         notes=notes,
         warnings=input_notes(scenario, backend) + list(filter(None, [empty_window(backend, options)])),
+        sync_steps=sync_steps(backend, options),
         nfe_at_most=bounded_stages(scenario.method, options, nfe),
     )
 
