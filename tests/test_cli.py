@@ -384,6 +384,16 @@ def test_too_short_event_gets_advice_that_works(tmp_path, capsys, first, short, 
         assert plan(short, 7) == 0 and plan(short, 8) == 2  # the stride named is the largest that works
     else:
         assert plan(5, 1) == 0 and plan(4, 1) == 2  # the length named is the least that works
+        events = [
+            {"prompt": "the ball moves to the right", "frames": 24},
+            {"prompt": "night falls", "frames": 7},
+        ]
+        path = write(tmp_path, {**SCENARIO, "events": events})  # the last event: one chunk at stride 1
+        capsys.readouterr()
+        assert main(["plan", str(path), "--set", "sampler.stride=1"]) == 0
+        assert "event 1 gets 1 chunk; with fewer than two it starts and ends abruptly (make it longer)\n" in (
+            capsys.readouterr().out
+        )  # lowering the stride below 1 is no advice
 
 
 @pytest.mark.parametrize("target", ["suite", "suite/suite.yaml"])

@@ -116,10 +116,11 @@ class RunPlan:
         lines += ["", f"{'event':>5}  {'latent':>9}  {'video':>9}  {'chunks':>6}  prompt"]
         for i, e in enumerate(self.events):
             lines.append(f"{i:>5}  {_span(e.latent):>9}  {_span(e.video):>9}  {e.chunks:>6}  {e.prompt}")
+        lower = " or lower the stride" if p.stride > 1 else ""  # at stride 1 only a longer event helps
         for i in self.thin_events:
             lines.append(
                 f"warning: event {i} gets {self.events[i].chunks} chunk; with fewer than two it "
-                "starts and ends abruptly (make it longer or lower the stride)"
+                f"starts and ends abruptly (make it longer{lower})"
             )
         lines += ["", "network evaluations: " + self.nfe_text()]
         if self.nfe_at_most:
