@@ -201,13 +201,13 @@ def _generate(args: argparse.Namespace, main: bool) -> int:
     start = time.perf_counter()
     scenario = load_scenario(_scenario_file(args.scenario), _overrides(args))
     out = check_outdir(args.output) if main else None  # fail before the long work, not after
-    scenario, backend, plan = prepare(scenario)
-    said = plan_run(scenario, backend, plan).warnings if main and not args.quiet else []
-    for line in said:  # before the run: the user may stop it and change the scenario
-        print(f"note: {line}", flush=True)
-    store = _checkpoint(args, scenario, main)
+    store = _checkpoint(args, scenario, main)  # a resume that cannot match fails before the model loads
     progress = _Progress(main and sys.stderr.isatty() and not args.quiet, scenario.method)
     try:
+        scenario, backend, plan = prepare(scenario)
+        said = plan_run(scenario, backend, plan).warnings if main and not args.quiet else []
+        for line in said:  # before the run: the user may stop it and change the scenario
+            print(f"note: {line}", flush=True)
         with checkpoint.active(store):  # Ctrl-C / SIGTERM: the checkpoint is kept, no video begun
             gen = generate(scenario, backend=backend, callback=progress)
             progress.close()
@@ -245,7 +245,7 @@ def _generate(args: argparse.Namespace, main: bool) -> int:
 
 
 def _video_summary(record: dict) -> str:
-    """ "72 frames, 9.0 s video, sampled in 40.5 s": the video's length and the run's, told apart."""
+    """E.g. "72 frames, 9.0 s video, sampled in 40.5 s": the video's length and the run's, told apart."""
     seconds = record["frames"] / record["fps"]
     return f"{record['frames']} frames, {seconds:.1f} s video, sampled in {record['seconds']['total']:.1f} s"
 
