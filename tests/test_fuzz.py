@@ -376,11 +376,14 @@ def test_fuzz_real_process(tmp_path, change, args):
     out = case / "out"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     code = (
-        "import resource, sys\nimport syncos.api\nfrom syncos.cli import main\n"
+        "import sys\nimport syncos.api\nfrom syncos.cli import main\n"
         # the same 8 GiB on every machine, so the memory check refuses the same videos everywhere
         "syncos.api._available_memory = lambda device: (8 * 2**30, 'this machine')\n"
         "rc = main(sys.argv[1:])\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(rc)\n"
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forking process, so a
+        # large pytest process would count as this one's peak
+        "hwm = next(line for line in open('/proc/self/status') if line.startswith('VmHWM:'))\n"
+        "print(hwm.split()[1])\nsys.exit(rc)\n"
     )
     p = subprocess.run(
         [sys.executable, "-c", code, "generate", str(path), "-o", str(out), "--quiet", *args],
