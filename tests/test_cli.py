@@ -86,10 +86,11 @@ def test_overrides_and_determinism(tmp_path):
     [
         ({"colour": "red"}, "scenario: unknown key 'colour'"),
         ({"global_prompt": ""}, "global_prompt: must not be empty"),
-        ({"events": [{"prompt": "jumps", "frames": -2}]}, r"events[0]: span must be positive"),
+        ({"events": [{"prompt": "jumps", "frames": -2}]}, "events[0].frames: must be positive, got -2"),
+        ({"events": [{"prompt": "jumps", "seconds": 0}]}, "events[0].seconds: must be positive, got 0"),
         ({"sampler": {"method": "magic"}}, "sampler.method: unknown method 'magic'"),
         ({"model": "no/such-model-anywhere"}, "no/such-model-anywhere"),
-        ({"global_prompt": "zzz qqq"}, "contains no word toyworld knows"),
+        ({"global_prompt": "zzz qqq"}, "contains no word toyworld knows; `syncos vocab` lists them"),
         ({"events": [{"prompt": "the ball jumps", "frames": 5}]}, "shorter than one chunk"),
         ({"height": 100}, "height"),
         ({"events": [{"prompt": "the ball jumps", "frames": 99_999}]}, "fit here: for longer videos"),
@@ -309,3 +310,131 @@ def test_unreachable_hub_says_so_without_waiting(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "the Hugging Face hub could not be reached (huggingface.co: Name or service not known)" in err
     assert "HF_HUB_OFFLINE=1" in err and "local diffusers folder" in err and not (tmp_path / "out").exists()
+
+
+def test_unknown_words_run_and_are_named_before_the_run(tmp_path, capsys):
+    plain = {**SCENARIO, "sampler": {"method": "codenoise", "steps": 1}}
+    scenario = {**plain, "global_prompt": "a red ball on green grass with a zebra"}
+    scenario["events"] = [{"prompt": "the ball moves to the right slowly", "frames": 12}] + SCENARIO[
+        "events"
+    ][1:]
+    out = tmp_path / "out"
+    assert main(["generate", str(write(tmp_path, scenario)), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    said = "note: toyworld ignores the words zebra, slowly (`syncos vocab` lists its own)"
+    assert printed[0] == said and printed[1].startswith("wrote ")  # before the run, once
+    assert said[len("note: ") :] in json.loads((out / "run.json").read_text())["notes"]
+    assert main(["plan", str(write(tmp_path, scenario))]) == 0
+    assert said in capsys.readouterr().out
+    assert main(["generate", str(write(tmp_path, plain)), "-o", str(tmp_path / "b")]) == 0
+    assert "ignores the words" not in capsys.readouterr().out  # "moves", "the", "to": filler, not news
+
+
+def test_no_known_word_fails_before_any_table_is_built(tmp_path, capsys, monkeypatch):
+    from syncos.backends.toyworld import model
+
+    monkeypatch.setattr(model.PromptMixture, "_build", lambda *a: pytest.fail("tables built"))
+    scenario = {**SCENARIO, "global_prompt": "a quux", "events": [{"prompt": "zork wibble", "frames": 24}]}
+    assert main(["generate", str(write(tmp_path, scenario)), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    said = "prompt 'a quux. zork wibble' contains no word toyworld knows; `syncos vocab` lists them"
+    assert err == f"syncos: error: {said}\n"
+
+
+def test_summary_tells_video_length_from_sampling_time(tmp_path, capsys):
+    plain = {**SCENARIO, "sampler": {"method": "codenoise", "steps": 1}}
+    assert main(["generate", str(write(tmp_path, plain)), "-o", str(tmp_path / "o")]) == 0
+    wrote = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("wrote "))
+    took = json.loads((tmp_path / "o" / "run.json").read_text())["seconds"]["total"]
+    assert wrote == f"wrote {tmp_path / 'o' / 'video.mp4'} (24 frames, 3.0 s video, sampled in {took:.1f} s)"
+
+
+def test_cuda_missing_says_what_to_do(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("diffusers")
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    scenario = write(tmp_path, {**SCENARIO, "model": "no-such-org/no-such-model", "device": "cuda"})
+    assert main(["generate", str(scenario), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "device 'cuda': CUDA is not available" in err and "--set device=cpu" in err
+    assert "CUDA build" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "first,short,stride,advice",
+    [
+        (16, 5, 11, "make it longer or set sampler.stride to 7 or less (or auto)"),  # a stride that works
+        (24, 2, 1, "even stride 1 cannot: make it at least 5 latent frames (about 5 video frames)"),
+    ],
+)
+def test_too_short_event_gets_advice_that_works(tmp_path, capsys, first, short, stride, advice):
+    def plan(frames: int, at: int) -> int:
+        events = [
+            {"prompt": "the ball moves to the right", "frames": first},
+            {"prompt": "the ball jumps", "frames": frames},
+            {"prompt": "night falls", "frames": 24},
+        ]
+        return main(
+            ["plan", str(write(tmp_path, {**SCENARIO, "events": events})), "--set", f"sampler.stride={at}"]
+        )
+
+    assert plan(short, stride) == 2
+    assert advice in capsys.readouterr().err
+    if stride > 1:
+        assert plan(short, 7) == 0 and plan(short, 8) == 2  # the stride named is the largest that works
+    else:
+        assert plan(5, 1) == 0 and plan(4, 1) == 2  # the length named is the least that works
+        events = [
+            {"prompt": "the ball moves to the right", "frames": 24},
+            {"prompt": "night falls", "frames": 7},
+        ]
+        path = write(tmp_path, {**SCENARIO, "events": events})  # the last event: one chunk at stride 1
+        capsys.readouterr()
+        assert main(["plan", str(path), "--set", "sampler.stride=1"]) == 0
+        assert "event 1 gets 1 chunk; with fewer than two it starts and ends abruptly (make it longer)\n" in (
+            capsys.readouterr().out
+        )  # lowering the stride below 1 is no advice
+
+
+@pytest.mark.parametrize("target", ["suite", "suite/suite.yaml"])
+def test_generate_on_a_suite_points_to_bench(tmp_path, capsys, target):
+    _suite(tmp_path)
+    code = main(["generate", str(tmp_path / target), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"run it with `syncos bench {tmp_path / 'suite'} -o OUTDIR`" in err
+    assert main(["plan", str(tmp_path / target)]) == 2 and "syncos bench" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "method,extra,ignored",
+    [
+        ("fifo", ["--set", "sampler.stride=2"], "sampler.stride"),
+        ("independent", ["--set", "sampler.stride=2"], "sampler.stride"),
+        ("codenoise", ["--set", "sampler.stride=2"], None),  # codenoise overlaps at the stride: used
+        ("fifo", [], None),  # not given: nothing to say
+    ],
+)
+def test_options_a_method_ignores_are_said_and_recorded(tmp_path, capsys, method, extra, ignored):
+    base = {**SCENARIO, "sampler": {"steps": 1}}
+    args = ["generate", str(write(tmp_path, base)), "-o", str(tmp_path / "o"), "--method", method, *extra]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    notes = json.loads((tmp_path / "o" / "run.json").read_text()).get("notes", [])
+    said = [n for n in notes if "does not use" in n]
+    if ignored is None:
+        assert not said and "does not use" not in printed
+    else:
+        assert said == [f"{method} does not use {ignored} (kept in run.json)"] and said[0] in printed
+
+
+@pytest.mark.parametrize("steps,empty", [(5, True), (10, True), (50, False)])
+def test_empty_sync_window_is_said_before_the_run(tmp_path, capsys, steps, empty):
+    path = write(tmp_path, {**SCENARIO, "sampler": {"method": "syncos"}})
+    assert main(["plan", str(path), "--steps", str(steps)]) == 0
+    assert ("held none of the" in capsys.readouterr().out) == empty
+    if steps == 5:
+        assert main(["generate", str(path), "-o", str(tmp_path / "o"), "--steps", "5"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        said = [i for i, line in enumerate(lines) if "held none of the 5 steps" in line]
+        assert said == [0]  # first, before "wrote", and not repeated after the run

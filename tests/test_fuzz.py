@@ -383,10 +383,10 @@ def test_fuzz_real_process(tmp_path, change, args):
         # the same 8 GiB on every machine, so the memory check refuses the same videos everywhere
         "syncos.api._available_memory = lambda device: (8 * 2**30, 'this machine')\n"
         "rc = main(sys.argv[1:])\n"
-        # VmHWM, not ru_maxrss: Linux carries the parent's high-water mark across fork + exec into
-        # ru_maxrss, so a large pytest process would be billed to the child
-        "peak = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
-        "print(peak)\nsys.exit(rc)\n"
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forking process, so a
+        # large pytest process would count as this one's peak
+        "hwm = next(line for line in open('/proc/self/status') if line.startswith('VmHWM:'))\n"
+        "print(hwm.split()[1])\nsys.exit(rc)\n"
     )
     p = subprocess.run(
         [sys.executable, "-c", code, "generate", str(path), "-o", str(out), "--quiet", *args],

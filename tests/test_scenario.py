@@ -49,8 +49,11 @@ def test_stride_auto_from_file_and_command_line():
         (dict(events=[]), r"events: expected a non-empty list"),
         (dict(events=[{"frames": 3}]), r"events\[0\]\.prompt: missing"),
         (dict(events=[{"prompt": "", "frames": 3}]), r"events\[0\]\.prompt: must not be empty"),
-        (dict(events=[{"prompt": "a", "frames": 0}]), r"events\[0\]: span must be positive"),
-        (dict(events=[{"prompt": "a", "seconds": -1.0}]), r"events\[0\]: span must be positive"),
+        (dict(events=[{"prompt": "a", "frames": 0}]), r"events\[0\]\.frames: must be positive, got 0"),
+        (
+            dict(events=[{"prompt": "a", "seconds": -1.0}]),
+            r"events\[0\]\.seconds: must be positive, got -1.0",
+        ),
         (dict(events=[{"prompt": "a", "frames": 2, "seconds": 1}]), r"exactly one of 'frames' or 'seconds'"),
         (dict(events=[{"prompt": "a", "frames": "ten"}]), r"events\[0\]\.frames: expected an integer"),
         (dict(events=[{"prompt": "a", "frames": True}]), r"events\[0\]\.frames: expected an integer"),

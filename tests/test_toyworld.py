@@ -135,9 +135,13 @@ def test_prompt_parsing():
     assert len(parse_prompt("").lightings) == 4
 
 
-def test_unknown_prompt_lists_vocabulary(backend):
-    with pytest.raises(UserError, match="vocabulary.*circle"):
+def test_unknown_prompt_points_to_vocab(backend):
+    with pytest.raises(UserError, match=r"no word toyworld knows; `syncos vocab` lists them$"):
         backend.encode(["a spaceship orbits mars"])
+    assert backend.ignored_words("A red spaceship orbits the ball, then night falls") == [
+        "spaceship",
+        "orbits",
+    ]
     vocab = vocabulary()
     assert {"shape", "colour", "scene", "lighting", "motion"} <= set(vocab) and "jumps" in vocab["motion"]
 

@@ -49,7 +49,7 @@ def server(tmp_path):
     port = _free_port()
     path = tmp_path / "scenario.yaml"
     path.write_text(yaml.safe_dump(SCENARIO))
-    demo = launch(port=port, scenario=str(path), root=str(tmp_path / "studio"), block=False)
+    demo = launch(port=port, scenario=str(path), block=False)  # outputs in a temporary folder
     assert demo.server_name == "127.0.0.1"
     try:
         yield f"http://127.0.0.1:{port}/"
@@ -88,6 +88,10 @@ def test_edit_plan_generate_and_play(server, browser, tmp_path):
         if r.get_attribute("aria-rowindex") != "1"
     ]  # the header is row 1
     wait.until(lambda _: len(rows()) == 2)
+    buttons = [css(f"#{b}") for b in ("add-event", "remove-event", "move-up", "move-down")]
+    tops = {b.location["y"] for b in buttons} | {css("#row").location["y"]}
+    assert len({round(t / 20) for t in tops}) == 1, tops  # one row: no lone "move down" below it
+    assert "removed when the studio stops" in css("#outputs").text
 
     def type_into(sel: str, text: str) -> None:
         def typed(_) -> bool:  # retyped if the page was still settling and dropped the keys
@@ -132,6 +136,9 @@ def test_edit_plan_generate_and_play(server, browser, tmp_path):
     plan = plan_text()
     assert "codenoise, 3 steps: 18 video frames" in plan, plan
     assert "a blue ball on green grass. the ball bounces" in plan, plan
+    bars = d.find_elements(By.CSS_SELECTOR, "#plan-figure svg g.chunk")
+    assert len(bars) == 5 and "2: the ball bounces" in bars[2].text  # the picture of the same plan
+    assert "codenoise: no sync window" in css("#plan-figure svg").text
 
     css("#generate").click()
     WebDriverWait(d, 300, poll_frequency=0.5).until(
@@ -153,6 +160,8 @@ def test_edit_plan_generate_and_play(server, browser, tmp_path):
     assert len(frames) == 18 and fps == 8
     assert "done in" in css("#status").text and css("#preview img").get_attribute("src")
     assert "run.json" in css("#run-json").text
+    summary = css("#summary").text
+    assert "subject_consistency" in summary and "the subject keeps its shape" in summary  # metrics shown
 
     d.save_screenshot(str(tmp_path / "ui.png"))
     if os.environ.get("SYNCOS_UI_SCREENSHOT"):

@@ -161,3 +161,169 @@ def test_ui_command_defaults_to_this_machine_only():
 
     args = build_parser().parse_args(["ui"])
     assert (args.host, args.port, args.scenario) == ("127.0.0.1", 7860, None)
+
+
+def test_plan_figure_draws_events_chunks_and_the_sync_window(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from syncos.ui.plan_figure import LEFT, RIGHT, WIDTH, plan_svg
+
+    studio = Studio(tmp_path)
+    raw = {**TINY, "sampler": {"method": "syncos", "steps": 20, "stride": 3}}
+    raw["global_prompt"] = "a red ball on <green> grass"  # markup in a prompt stays text
+    plan = studio.plan(raw)
+    svg = ET.fromstring(plan_svg(plan))
+    ns = "{http://www.w3.org/2000/svg}"
+    groups = lambda kind: [g for g in svg.iter(f"{ns}g") if g.get("class") == kind]  # noqa: E731
+    chunks, events = groups("chunk"), groups("event")
+    assert len(chunks) == len(plan.chunks) == 3 and len(events) == 2
+    scale = (WIDTH - LEFT - RIGHT) / plan.plan.video_frames
+    for bar, row in zip(chunks, plan.chunks, strict=True):  # each bar spans its chunk's video frames
+        rect = bar.find(f"{ns}rect")
+        assert float(rect.get("x")) == pytest.approx(LEFT + row.video[0] * scale, abs=0.1)
+        assert row.prompt in bar.find(f"{ns}title").text
+    steps = [r for r in svg.iter(f"{ns}rect") if (r.get("class") or "").startswith("step")]
+    synced = [i for i, r in enumerate(steps) if r.get("class") == "step synced"]
+    assert len(steps) == 20 and synced == plan.sync_steps and synced
+    assert "a red ball on <green> grass" in events[0].find(f"{ns}title").text
+    empty = plan_svg(studio.plan({**raw, "sampler": {"method": "syncos", "steps": 5}}))
+    assert "the sync window holds none" in empty and 'class="step synced"' not in empty
+    assert "codenoise: no sync window" in plan_svg(studio.plan(TINY))
+
+
+def test_time_left_comes_from_finished_steps_only(tmp_path, monkeypatch):
+    import syncos.ui.jobs as jobs
+
+    studio = Studio(tmp_path)
+    job = jobs.Job(scenario=TINY, outdir=tmp_path, state="running")
+    assert studio.status(job) == "loading the model"
+    job.started = 100.0
+    clock = iter([105.0, 500.0, 900.0])
+    monkeypatch.setattr(jobs.time, "monotonic", lambda: next(clock))
+    assert studio.status(job) == "sampling: first step..."  # no step done: no guess
+    job.step, job.total, job.last_step_at = 2, 10, 104.0
+    said = studio.status(job)
+    assert said == "sampling: step 2 of 10, about 16 s left" and studio.status(job) == said  # holds still
+    job.warnings = ["the sync window held none of the 5 steps"]
+    assert studio.status(job).endswith("\n\nnote: the sync window held none of the 5 steps")
+
+
+def test_finished_run_shows_its_metrics_and_notes(tmp_path):
+    studio = Studio(tmp_path)
+    job = studio.submit({**TINY, "sampler": {"method": "syncos", "steps": 3, "stride": 3, "lr": 0.2}})
+    assert job.done.wait(120) and job.state == "done", job.message
+    assert any("held none of the 3 steps" in w for w in job.warnings)  # known before the first step
+    assert "| subject_consistency |" in job.summary and "the subject keeps its shape" in job.summary
+    notes = json.loads(job.record.read_text())["notes"]
+    assert notes and all(f"- note: {n}" in job.summary for n in notes)
+
+
+def test_queue_is_bounded_and_keeps_order(tmp_path):
+    studio = Studio(tmp_path, max_waiting=3)
+    long = studio.submit({**TINY, "sampler": {**TINY["sampler"], "steps": 200}})
+    while long.step < 1 and not long.finished:
+        long.done.wait(0.01)
+    quick = {**TINY, "sampler": {**TINY["sampler"], "steps": 1}}
+    waiting = [studio.submit(quick) for _ in range(3)]
+    with pytest.raises(UserError, match=r"^the studio is busy: 3 jobs are waiting \(at most 3\)"):
+        studio.submit(quick)
+    long.cancel()
+    assert waiting[-1].done.wait(120) and all(j.state == "done" for j in waiting)
+    ends = [j.last_step_at for j in waiting]
+    starts = [j.started for j in waiting]
+    assert all(ends[i] <= starts[i + 1] for i in range(2))  # one at a time, in the order submitted
+    more = [studio.submit(quick) for _ in range(3)]  # room again once the queue drained
+    assert more[-1].done.wait(120) and [j.state for j in more] == ["done"] * 3
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--host", "0.0.0.0"], "add --auth USER:PASS, or --no-auth on a network you trust"),
+        (["--host", "0.0.0.0", "--auth", "nopass"], "--auth: expected USER:PASS"),
+        (["--auth", "u:p", "--no-auth"], "--auth and --no-auth contradict each other"),
+    ],
+)
+def test_ui_beyond_this_machine_needs_auth_or_no_auth(capsys, args, message):
+    from syncos.cli import main
+
+    assert main(["ui", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_ui_auth_is_gradios_login(tmp_path, monkeypatch):
+    import socket
+    import urllib.error
+    import urllib.request
+
+    from syncos.ui import app
+
+    seen = {}
+    monkeypatch.setattr(app, "launch", lambda **kw: seen.update(kw))
+    from syncos.cli import main
+
+    assert main(["ui", "--host", "0.0.0.0", "--auth", "ann:pa:ss", "--output", str(tmp_path)]) == 0
+    assert seen["auth"] == ("ann", "pa:ss") and seen["root"] == str(tmp_path) and seen["host"] == "0.0.0.0"
+    monkeypatch.undo()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = app.launch(port=port, root=str(tmp_path), block=False, auth=("ann", "secret"))
+    try:
+        with pytest.raises(urllib.error.HTTPError) as e:  # the page's API needs the login
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=30)
+        assert e.value.code == 401
+    finally:
+        demo.close()
+
+
+def test_temporary_outputs_are_removed_when_the_studio_stops(tmp_path):
+    import contextlib
+    import re
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "syncos", "ui", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        folder = Path(re.search(r"outputs in (\S+), a temporary folder removed when", line).group(1))
+        assert folder.is_dir()
+        (folder / "job").mkdir()  # as a job leaves it
+        for _ in range(600):  # serving: Ctrl-C now stops a running studio, not its start-up
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5):
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) in (0, 130)  # 130: the interrupt came while Gradio was still starting
+    finally:
+        proc.kill()
+    assert not folder.exists()
+
+
+def test_docs_nfe_figures_are_syncos_plans():
+    """docs/ui.md's network-evaluation counts are what `syncos plan` says for the example."""
+    import re
+
+    from syncos.planning import plan_scenario
+
+    root = Path(__file__).parent.parent
+    text = (root / "docs" / "ui.md").read_text()
+    example = root / "examples" / "ball_story.yaml"
+    syncos = plan_scenario(example).nfe
+    codenoise = plan_scenario(example, overrides=["sampler.method=codenoise"]).nfe
+    said = re.search(r"\| syncos \((\d+) \+ (\d+) evaluations\)", text)
+    assert said and [int(x) for x in said.groups()] == [syncos["stage1"], syncos["stage2"]]
+    said = re.search(r"\| `--method codenoise` \((\d+)\)", text)
+    assert said and int(said.group(1)) == codenoise["stage1"]

@@ -234,6 +234,8 @@ def generate(
             f"generate(scenario, ...) takes no {', '.join(sorted(call))}: set them in the scenario, or "
             "hand a diffusers pipeline first: generate(pipe, global_prompt=..., events=[...])"
         )
+    from syncos.planning import input_notes
+
     start = time.perf_counter()
     scenario, backend, plan = prepare(scenario, pipe=pipe, backend=backend, overrides=overrides)
     with threads.for_backend(backend):
@@ -257,7 +259,7 @@ def generate(
         result.solver,
         result.fifo_mode,
         wall_seconds=wall,
-        notes=result.notes,
+        notes=(*input_notes(scenario, backend), *result.notes),
     )
 
 

@@ -90,6 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     u.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     u.add_argument("--scenario", help="scenario file to open (default: examples' ball story on toyworld)")
+    u.add_argument(
+        "--output",
+        metavar="DIR",
+        help="keep the videos in DIR (default: a temporary folder, removed when the studio stops)",
+    )
+    u.add_argument(
+        "--auth", metavar="USER:PASS", help="ask for this user and password (needed beyond 127.0.0.1)"
+    )
+    u.add_argument(
+        "--no-auth", action="store_true", help="serve beyond 127.0.0.1 without a password (a trusted network)"
+    )
 
     m = sub.add_parser("metrics", help="print the toyworld metrics of a video")
     m.add_argument("video", help="video file (MP4 or GIF) made from the scenario")
@@ -185,18 +196,23 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace, main: bool) -> int:
     """Every rank samples; only rank 0 (``main``) shows progress and writes outputs."""
     from syncos import checkpoint
-    from syncos.api import generate, save
+    from syncos.api import generate, prepare, save
     from syncos.io import check_outdir, write_tensors
+    from syncos.planning import plan_run
     from syncos.scenario import load_scenario
 
-    scenario = load_scenario(args.scenario, _overrides(args))
-    out = check_outdir(args.output) if main else None  # fail before the long work, not after
-    store = _checkpoint(args, scenario, main)
-    progress = _Progress(main and sys.stderr.isatty() and not args.quiet, scenario.method)
     start = time.perf_counter()
+    scenario = load_scenario(_scenario_file(args.scenario), _overrides(args))
+    out = check_outdir(args.output) if main else None  # fail before the long work, not after
+    store = _checkpoint(args, scenario, main)  # a resume that cannot match fails before the model loads
+    progress = _Progress(main and sys.stderr.isatty() and not args.quiet, scenario.method)
     try:
+        scenario, backend, plan = prepare(scenario)
+        said = plan_run(scenario, backend, plan).warnings if main and not args.quiet else []
+        for line in said:  # before the run: the user may stop it and change the scenario
+            print(f"note: {line}", flush=True)
         with store.on_signals():  # Ctrl-C / SIGTERM: the checkpoint is kept, no video begun
-            gen = generate(scenario, callback=progress, checkpoint=store)
+            gen = generate(scenario, backend=backend, callback=progress, checkpoint=store)
             progress.close()
             if out is None:
                 return 0
@@ -222,15 +238,35 @@ def _generate(args: argparse.Namespace, main: bool) -> int:
         write_tensors({"latent": gen.latent}, out / "latent.safetensors")
     store.remove()
     if not args.quiet:
-        print(f"wrote {out / 'video.mp4'} ({record['frames']} frames, {record['seconds']['total']:.1f} s)")
-        if record.get("unused_options"):
-            unused = ", ".join(f"sampler.{k}" for k in record["unused_options"])
-            print(f"note: {scenario.method} does not use {unused} (kept in run.json)")
+        print(f"wrote {out / 'video.mp4'} ({_video_summary(record)})")
         if record.get("metrics"):
             _print_metrics(record["metrics"], f"toyworld metrics of the {record['metrics_from']}")
         for note in gen.notes:
-            print(f"note: {note}")
+            if note not in said:
+                print(f"note: {note}")
     return 0
+
+
+def _video_summary(record: dict) -> str:
+    """E.g. "72 frames, 9.0 s video, sampled in 40.5 s": the video's length and the run's, told apart."""
+    seconds = record["frames"] / record["fps"]
+    return f"{record['frames']} frames, {seconds:.1f} s video, sampled in {record['seconds']['total']:.1f} s"
+
+
+def _scenario_file(path: str) -> str:
+    """``path`` if it can be a scenario; a suite (its folder or its suite.yaml) is sent to ``bench``."""
+    from pathlib import Path
+
+    from syncos.bench.suite import SUITE_FILE
+
+    p = Path(path)
+    if p.is_dir() or p.name == SUITE_FILE:
+        folder = p if p.is_dir() else p.parent
+        raise UserError(
+            f"{path!r} is a benchmark suite, not a scenario file: run it with `syncos bench {folder} "
+            "-o OUTDIR`, or give one of its scenario files"
+        )
+    return path
 
 
 def _checkpoint(args: argparse.Namespace, scenario, main: bool):
@@ -254,16 +290,19 @@ def _checkpoint(args: argparse.Namespace, scenario, main: bool):
 def cmd_plan(args: argparse.Namespace) -> int:
     from syncos.planning import plan_scenario
 
-    plan = plan_scenario(args.scenario, overrides=_overrides(args), timed=args.time)
+    plan = plan_scenario(_scenario_file(args.scenario), overrides=_overrides(args), timed=args.time)
     print(json.dumps(plan.to_dict(), indent=2) if args.json else plan.format())
     return 0
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
     from syncos.ui import launch
+    from syncos.ui.access import check_exposure, parse_auth
 
+    auth = parse_auth(args.auth) if args.auth is not None else None
+    check_exposure(args.host, auth, args.no_auth)  # before Gradio loads: a refusal is immediate
     try:
-        launch(host=args.host, port=args.port, scenario=args.scenario)
+        launch(host=args.host, port=args.port, scenario=args.scenario, root=args.output, auth=auth)
     except ImportError as e:
         raise UserError(f"the studio needs the ui extra (pip install 'syncos[ui]'): {e}") from None
     return 0

@@ -23,7 +23,7 @@ from syncos.denoiser import Counter, Denoiser
 from syncos.memory import MemoryCheck
 from syncos.samplers import FIFOOptions, SamplerOptions, SynCoSOptions
 from syncos.samplers.fifo import queue_layout, steps_note
-from syncos.samplers.syncos import first_forward_free, stage1_plan, synced_step
+from syncos.samplers.syncos import first_forward_free, stage1_plan, synced_step, window_note
 from syncos.scenario import Scenario
 from syncos.timeline import AUTO, Plan
 
@@ -60,6 +60,9 @@ class RunPlan:
     cfg: bool  # classifier-free guidance: two passes per chunk
     seconds_per_nfe: float | None = None
     notes: list[str] = field(default_factory=list)
+    # what the user should know before running: ignored words and options, an empty sync window
+    warnings: list[str] = field(default_factory=list)
+    sync_steps: list[int] | None = None  # SynCoS: the steps in its sync window (0 = first step)
     # stages whose count is an upper bound (SynCoS's stage 2 with stop_below > 0); then so is the total
     nfe_at_most: list[str] = field(default_factory=list)
     memory: MemoryCheck | None = None  # the measured memory check (CUDA; syncos.memory)
@@ -115,10 +118,11 @@ class RunPlan:
         lines += ["", f"{'event':>5}  {'latent':>9}  {'video':>9}  {'chunks':>6}  prompt"]
         for i, e in enumerate(self.events):
             lines.append(f"{i:>5}  {_span(e.latent):>9}  {_span(e.video):>9}  {e.chunks:>6}  {e.prompt}")
+        lower = " or lower the stride" if p.stride > 1 else ""  # at stride 1 only a longer event helps
         for i in self.thin_events:
             lines.append(
                 f"warning: event {i} gets {self.events[i].chunks} chunk; with fewer than two it "
-                "starts and ends abruptly (make it longer or lower the stride)"
+                f"starts and ends abruptly (make it longer{lower})"
             )
         lines += ["", "network evaluations: " + self.nfe_text()]
         if self.nfe_at_most:
@@ -137,6 +141,7 @@ class RunPlan:
             else "memory: not measured on this device (the measured check needs CUDA; syncos.memory)"
         )
         lines += self.notes
+        lines += [f"note: {w}" for w in self.warnings]
         return "\n".join(lines)
 
 
@@ -228,6 +233,53 @@ def method_steps(plan: Plan, method: str, options: SamplerOptions) -> int:
     return options.steps
 
 
+# Scenario options a method does not read: FIFO slides one latent frame per step and independent
+# tiles at the chunk length, whatever sampler.stride says.
+IGNORED_BY = {"fifo": ("stride",), "independent": ("stride",)}
+
+
+def ignored_options(scenario: Scenario) -> list[str]:
+    """The given sampler keys this method does not use (run.json keeps them)."""
+    own = [k for k in IGNORED_BY.get(scenario.method, ()) if getattr(scenario, k) is not None]
+    return [f"sampler.{k}" for k in [*own, *scenario.unused_options]]
+
+
+def input_notes(scenario: Scenario, backend: Backend) -> list[str]:
+    """What the run will not read: prompt words the model does not know, options the method ignores
+    (run.json's notes and the lines ``generate`` prints before sampling)."""
+    notes = []
+    ignored = getattr(backend, "ignored_words", None)
+    if ignored is not None:
+        texts = [scenario.global_prompt, *(e.prompt for e in scenario.events)]
+        words = list(dict.fromkeys(w for text in texts for w in ignored(text)))
+        if words:
+            notes.append(
+                f"{scenario.model} ignores the words {', '.join(words)} (`syncos vocab` lists its own)"
+            )
+    unused = ignored_options(scenario)
+    if unused:
+        notes.append(f"{scenario.method} does not use {', '.join(unused)} (kept in run.json)")
+    return notes
+
+
+def sync_steps(backend: Backend, options: SamplerOptions) -> list[int] | None:
+    """The steps (0 = first) SynCoS synchronises at; None for the other methods."""
+    if not isinstance(options, SynCoSOptions):
+        return None
+    grid = backend.schedule.grid(options.steps)
+    coefficients = [[float(v[i]) for v in (grid.timesteps, grid.alpha, grid.sigma)] for i in range(len(grid))]
+    return [i for i, c in enumerate(coefficients) if synced_step(options, *c)]
+
+
+def empty_window(backend: Backend, options: SamplerOptions) -> str | None:
+    """SynCoS's note when its sync window holds none of the steps (the run is plain co-denoising)."""
+    synced = sync_steps(backend, options)
+    if synced != []:
+        return None
+    assert isinstance(options, SynCoSOptions)
+    return window_note(options, [], len(backend.schedule.grid(options.steps)))
+
+
 def plan_run(scenario: Scenario, backend: Backend, plan: Plan) -> RunPlan:
     """The :class:`RunPlan` of a scenario whose timeline ``plan`` (``syncos.api.make_plan``) is made."""
     options = scenario.sampler_options()
@@ -269,6 +321,8 @@ def plan_run(scenario: Scenario, backend: Backend, plan: Plan) -> RunPlan:
         micro_batch=options.micro_batch,
         cfg=passes(backend, options) == 2,
         notes=notes,
+        warnings=input_notes(scenario, backend) + list(filter(None, [empty_window(backend, options)])),
+        sync_steps=sync_steps(backend, options),
         nfe_at_most=bounded_stages(scenario.method, options, nfe),
     )
 
@@ -334,6 +388,8 @@ __all__ = [
     "RunPlan",
     "bounded_stages",
     "count_nfe",
+    "ignored_options",
+    "input_notes",
     "method_plan",
     "plan_run",
     "plan_scenario",

@@ -158,8 +158,9 @@ def _event(raw: Any, i: int) -> Event:
     seconds = _check(raw.get("seconds"), (int, float), f"{where}.seconds")
     if (frames is None) == (seconds is None):
         raise UserError(f"{where}: give exactly one of 'frames' or 'seconds'")
-    if (frames is not None and frames <= 0) or (seconds is not None and seconds <= 0):
-        raise UserError(f"{where}: span must be positive, got {frames if frames is not None else seconds}")
+    key, value = ("frames", frames) if frames is not None else ("seconds", seconds)
+    if value <= 0:
+        raise UserError(f"{where}.{key}: must be positive, got {value}")
     if frames is not None and frames > MAX_VIDEO_FRAMES:
         raise UserError(f"{where}.frames: at most {MAX_VIDEO_FRAMES} frames, got {frames}")
     if seconds is not None and seconds * MAX_FPS > MAX_VIDEO_FRAMES:

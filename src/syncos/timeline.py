@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -113,13 +114,29 @@ def auto_stride(spans: Sequence[tuple[int, int]], chunk_length: int) -> int:
     would never show it. Where no stride shows every event, the largest one is returned and the
     plan names the event that is too short.
     """
+    return showing_stride(spans, chunk_length) or max(1, chunk_length - 1)
+
+
+def showing_stride(spans: Sequence[tuple[int, int]], chunk_length: int) -> int | None:
+    """The largest stride below the chunk length (1 at least) at which every event gets a chunk, or None."""
     frames = spans[-1][1]
-    top = max(1, chunk_length - 1)
-    for stride in range(top, 0, -1):
+    for stride in range(max(1, chunk_length - 1), 0, -1):
         shown = set(assign_events(chunk_starts(frames, chunk_length, stride), chunk_length, spans))
         if len(shown) == len(spans):
             return stride
-    return top
+    return None
+
+
+def shortest_shown(spans: Sequence[tuple[int, int]], i: int, chunk_length: int) -> int:
+    """The fewest latent frames event ``i`` needs (the others as they are) for a chunk to show it at
+    stride 1, the finest there is: what to ask for when lowering the stride cannot help."""
+    a, b = spans[i]
+    for n in range(b - a + 1, spans[-1][1] + chunk_length + 1):
+        d = n - (b - a)
+        longer = [(x + d * (j > i), y + d * (j >= i)) for j, (x, y) in enumerate(spans)]
+        if i in assign_events(chunk_starts(longer[-1][1], chunk_length, 1), chunk_length, longer):
+            return n
+    return chunk_length  # a chunk of its own always shows it
 
 
 def event_frames(event: EventLike, fps: float) -> int:
@@ -127,6 +144,18 @@ def event_frames(event: EventLike, fps: float) -> int:
         return int(event.frames)
     assert event.seconds is not None
     return max(1, round(event.seconds * fps))
+
+
+def _too_short(spans: Sequence[tuple[int, int]], i: int, chunk_length: int, stride: int, ratio: float) -> str:
+    """Why no chunk shows event ``i``, and the change that fixes it: a stride that works, else a length."""
+    a, b = spans[i]
+    why = f"{b - a} latent frames is too short for any chunk of {chunk_length} to show it (stride {stride})"
+    works = showing_stride(spans, chunk_length)
+    if works is not None and works < stride:
+        return f"{why}; make it longer or set sampler.stride to {works} or less (or {AUTO})"
+    n = shortest_shown(spans, i, chunk_length)
+    video = math.ceil(n * ratio)
+    return f"{why}; even stride 1 cannot: make it at least {n} latent frames (about {video} video frames)"
 
 
 def plan_timeline(
@@ -145,7 +174,7 @@ def plan_timeline(
     lengths = [event_frames(e, fps) for e in events]
     for i, n in enumerate(lengths):
         if n < 1:
-            raise UserError(f"events[{i}]: span must be positive, got {n} frames")
+            raise UserError(f"events[{i}].frames: must be positive, got {n}")
     total_video = sum(lengths)
     F = latent_frames(total_video)
     V = video_frames(F)
@@ -159,12 +188,9 @@ def plan_timeline(
         stride = auto_stride(spans, chunk_length)
     starts = chunk_starts(F, chunk_length, stride)
     chunk_events = assign_events(starts, chunk_length, spans)
-    for i, (a, b) in enumerate(spans):
+    for i in range(len(spans)):
         if i not in chunk_events:  # it would silently never happen
-            raise UserError(
-                f"events[{i}]: {b - a} latent frames is too short for any chunk of {chunk_length} to "
-                f"show it (stride {stride}); make it longer or lower the stride"
-            )
+            raise UserError(f"events[{i}]: {_too_short(spans, i, chunk_length, stride, V / F)}")
     prompts = tuple(combine_prompts(global_prompt, e.prompt, prompt_mode) for e in events)
     return Plan(
         latent_frames=F,

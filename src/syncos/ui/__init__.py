@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
 
-def launch(host: str = "127.0.0.1", port: int = 7860, scenario: str | None = None) -> None:
-    """Serve the studio on HOST:PORT until interrupted (imports Gradio only now)."""
+
+def launch(**options: Any) -> None:
+    """Serve the studio until interrupted (imports Gradio only now); options as ``syncos.ui.app.launch``."""
     from syncos.ui.app import launch as serve
 
-    serve(host=host, port=port, scenario=scenario)
+    serve(**options)
 
 
 __all__ = ["launch"]

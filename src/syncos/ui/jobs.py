@@ -185,7 +185,10 @@ class Job:
     preview_step: int = -1
     video: Path | None = None
     record: Path | None = None
-    started: float | None = None
+    started: float | None = None  # when sampling began (the model loaded)
+    last_step_at: float | None = None  # when the latest finished step ended
+    warnings: list[str] = field(default_factory=list)  # the plan's, said before the first step
+    summary: str = ""  # a finished run's metrics and notes (markdown)
     cancel_requested: bool = False
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -198,15 +201,42 @@ class Job:
         self.cancel_requested = True
 
 
+# Jobs that may wait at once: 40 submitted together all run (measured, docs/ui.md); beyond the
+# bound a request is refused at once instead of holding a connection and a thread for hours.
+MAX_WAITING = 48
+
+
+def eta_text(job: Job) -> str:
+    """Time left from finished steps only, so it holds still while a step runs."""
+    if not job.step or job.started is None or job.last_step_at is None:
+        return "first step..."
+    left = (job.last_step_at - job.started) / job.step * (job.total - job.step)
+    return f"step {job.step} of {job.total}, about {left:.0f} s left"
+
+
+def run_summary(record: dict[str, Any]) -> str:
+    """A finished run's toyworld metrics and notes, as the page shows them (markdown)."""
+    from syncos.backends.toyworld.metrics import MEANINGS
+
+    lines = []
+    if record.get("metrics"):
+        lines += ["| metric | value | what it measures |", "| --- | --- | --- |"]
+        lines += [f"| {k} | {v:.3f} | {MEANINGS.get(k, '')} |" for k, v in record["metrics"].items()]
+    lines += [f"- note: {n}" for n in record.get("notes", [])]
+    return "\n".join(lines)
+
+
 class Studio:
-    """One worker per device: jobs run one at a time, in order; later ones wait in a visible queue.
+    """One worker per device: jobs run one at a time, in order; later ones wait in a visible queue,
+    ``max_waiting`` of them at most.
 
     Backends are loaded once per model and settings and kept for the next job.
     """
 
-    def __init__(self, root: str | Path, preview_every: float = 1.0):
+    def __init__(self, root: str | Path, preview_every: float = 1.0, max_waiting: int = MAX_WAITING):
         self.root = Path(root)
         self.preview_every = preview_every  # seconds between previews
+        self.max_waiting = max_waiting
         self.queue: list[Job] = []
         self.current: Job | None = None
         self._lock = threading.Condition()
@@ -220,6 +250,11 @@ class Studio:
         job = Job(scenario=scenario, outdir=Path())
         job.outdir = self.root / job.id
         with self._lock:
+            if len(self.queue) >= self.max_waiting:
+                raise UserError(
+                    f"the studio is busy: {len(self.queue)} jobs are waiting (at most {self.max_waiting}); "
+                    "submit again when one has finished"
+                )
             self.queue.append(job)
             self._lock.notify_all()
         return job
@@ -241,13 +276,8 @@ class Studio:
             ahead = self.position(job) - 1
             return f"queued: {ahead} job{'s' if ahead != 1 else ''} ahead of this one on this device"
         if job.state == "running":
-            if not job.total:
-                return "loading the model"
-            eta = ""
-            if job.started and job.step:
-                left = (time.monotonic() - job.started) / job.step * (job.total - job.step)
-                eta = f", about {left:.0f} s left"
-            return f"sampling: step {job.step} of {job.total}{eta}"
+            text = "loading the model" if job.started is None else f"sampling: {eta_text(job)}"
+            return "\n\n".join([text, *(f"note: {w}" for w in job.warnings)])
         return job.message
 
     def plan(self, scenario: dict[str, Any], timed: bool = False):
@@ -280,7 +310,8 @@ class Studio:
                 job.done.set()
 
     def _run(self, job: Job) -> None:
-        from syncos.api import generate, save
+        from syncos.api import generate, prepare, save
+        from syncos.planning import plan_run
         from syncos.samplers import Cancelled
 
         if job.cancel_requested:
@@ -290,9 +321,8 @@ class Studio:
         last = [0.0]
 
         def callback(step) -> bool:
-            job.step, job.total = step.index + 1, step.total
-            job.started = job.started or time.monotonic()
             now = time.monotonic()
+            job.step, job.total, job.last_step_at = step.index + 1, step.total, now
             if now - last[0] >= self.preview_every or step.index + 1 == step.total:
                 last[0] = now
                 job.preview = contact_strip(preview_frames(backend, step.x0))
@@ -301,9 +331,11 @@ class Studio:
 
         start = time.perf_counter()
         try:
-            backend = self.backend(job.scenario)
-            gen = generate(job.scenario, backend=backend, callback=callback)
-            save(gen, job.outdir, wall_seconds=time.perf_counter() - start)
+            scenario, backend, plan = prepare(job.scenario, backend=self.backend(job.scenario))
+            job.warnings = plan_run(scenario, backend, plan).warnings
+            job.started = time.monotonic()
+            gen = generate(scenario, backend=backend, callback=callback)
+            record = save(gen, job.outdir, wall_seconds=time.perf_counter() - start)
         except Cancelled as e:
             job.state, job.message = "cancelled", str(e)
             return
@@ -311,20 +343,24 @@ class Studio:
             job.state, job.message = "failed", f"failed: {first_line(e)}"
             return
         job.video, job.record = job.outdir / "video.mp4", job.outdir / "run.json"
+        job.summary = run_summary(record)
         job.state = "done"
         job.message = f"done in {time.perf_counter() - start:.1f} s: {job.video}"
 
 
 __all__ = [
     "DEFAULT_SCENARIO",
+    "MAX_WAITING",
     "Form",
     "Job",
     "Studio",
     "contact_strip",
+    "eta_text",
     "form_from_scenario",
     "from_yaml",
     "move_row",
     "preview_frames",
+    "run_summary",
     "scenario_from_form",
     "to_yaml",
 ]

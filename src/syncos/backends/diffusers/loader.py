@@ -158,7 +158,11 @@ def _device(device: str | None) -> torch.device | None:
     except RuntimeError as e:
         raise UserError(f"device {device!r} is not a torch device: {e}") from None
     if d.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {device!r}: CUDA is not available in this torch build/machine")
+        why = "this torch build has no CUDA" if torch.version.cuda is None else "no GPU is visible"
+        raise UserError(
+            f"device {device!r}: CUDA is not available ({why}); run on the CPU with --set device=cpu, or "
+            "install torch's CUDA build (https://pytorch.org/get-started/locally/) on a machine with a GPU"
+        )
     return d
 
 

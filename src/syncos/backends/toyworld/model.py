@@ -361,6 +361,10 @@ class ToyWorldBackend:
         A negative prompt is a prompt like any other here."""
         return [_mixture(self.world.contrast, p) for p in prompts]
 
+    def ignored_words(self, prompt: str) -> list[str]:
+        """Words of ``prompt`` this model does not read (``generate`` and ``plan`` name them)."""
+        return W.ignored_words(prompt)
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: list[PromptMixture]) -> torch.Tensor:
         """Raw output at one timestep per chunk, t (n,), or one per frame, t (n, F)."""
         post = self.posterior(x, t, cond)

@@ -149,6 +149,29 @@ def _find(text: str, table: dict[str, tuple[str, ...]], keep: bool = False) -> t
     return found, text
 
 
+# Words that carry no factor of their own: never reported as ignored (the factor words around them are read).
+FILLER = frozenset(
+    "a an the and on in at to of with is are it its then from into onto over by as while "
+    "moves move moving goes go going".split()
+)
+
+
+def _factors(text: str) -> tuple[list[str], list[str], list[str], list[str], list[str], str]:
+    """Lightings, motions, shapes, scenes and colours named in ``text``, and what is left of it."""
+    lights, text = _find(text, LIGHTING_WORDS)
+    motions, text = _find(text, MOTION_WORDS)
+    shapes, text = _find(text, SHAPE_WORDS)
+    scenes, text = _find(text, SCENE_WORDS, keep=True)
+    colours, text = _find(text, COLOUR_WORDS)
+    return lights, motions, shapes, scenes, colours, text
+
+
+def ignored_words(prompt: str) -> list[str]:
+    """The words of ``prompt`` toyworld does not read (filler aside), in order: said before a run."""
+    rest = _factors(prompt.lower())[-1]
+    return list(dict.fromkeys(w for w in re.findall(r"[a-z0-9']+", rest) if w not in FILLER))
+
+
 def parse_prompt(prompt: str) -> PromptSpec:
     """Parse a (structured) prompt; "" is unconditional: every factor stays open.
 
@@ -159,14 +182,9 @@ def parse_prompt(prompt: str) -> PromptSpec:
     text = prompt.lower().strip()
     if not text:
         return PromptSpec()
-    lights, text = _find(text, LIGHTING_WORDS)
-    motions, text = _find(text, MOTION_WORDS)
-    shapes, text = _find(text, SHAPE_WORDS)
-    scenes, text = _find(text, SCENE_WORDS, keep=True)
-    colours, text = _find(text, COLOUR_WORDS)
+    lights, motions, shapes, scenes, colours, _ = _factors(text)
     if not (lights or motions or shapes or colours or scenes):
-        words = "; ".join(f"{cat}: {', '.join(ws)}" for cat, ws in vocabulary().items())
-        raise UserError(f"prompt {prompt!r} contains no word toyworld knows; its vocabulary is {words}")
+        raise UserError(f"prompt {prompt!r} contains no word toyworld knows; `syncos vocab` lists them")
     changes = [x for x in lights if x in ("nightfall", "sunrise")]
     lightings = changes or [x for x in lights if x in STEADY_LIGHTINGS] or list(STEADY_LIGHTINGS)
     return PromptSpec(
