@@ -125,14 +125,18 @@ class Prior:
     Default: uniform (every weight 1), which is toyworld's original prior. A prompt that names one
     value of a factor is unaffected (the weights are renormalised over what the prompt allows);
     an open factor follows the prior, e.g. ``lighting: {day: 0.9, night: 0.1}`` makes "a red ball
-    on grass" daylight nine times out of ten. Hashable, so mixtures can be cached per prior.
+    on grass" daylight nine times out of ten (the empty prompt also allows lighting changes; they
+    keep the share a uniform prior gives them). Hashable, so mixtures can be cached per prior.
     """
 
     weights: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
 
     def weight(self, factor: str, value: str) -> float:
-        """The prior weight of ``value`` (1 for values the prior does not cover)."""
-        return dict(dict(self.weights).get(factor, ())).get(value, 1.0)
+        """The prior weight of ``value``: 1 for a factor the prior leaves uniform, and for a value no
+        prompt leaves open (a lighting change, open only in the empty prompt) the uniform share, so
+        that an explicitly uniform prior is the default one."""
+        table = dict(self.weights).get(factor)
+        return 1.0 if table is None else dict(table).get(value, 1.0 / len(table))
 
     def as_dict(self) -> dict[str, dict[str, float]]:
         return {factor: dict(values) for factor, values in self.weights}
