@@ -208,6 +208,7 @@ def run_record(gen: Generation, wall_seconds: float, video_frames: int) -> dict:
         "method": gen.scenario.method,
         "versions": versions(),
         "device": str(gen.backend.device),
+        **({"pipeline": type(gen.backend.pipe).__name__} if hasattr(gen.backend, "pipe") else {}),
         "plan": dataclasses.asdict(gen.plan),
         "solver": gen.solver,
         **({"fifo_mode": gen.fifo_mode} if gen.fifo_mode else {}),
