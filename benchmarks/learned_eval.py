@@ -124,13 +124,12 @@ def calibration(folder: Path, prior: W.Prior, samples: int, path: Path) -> dict:
     """Learned vs exact x0 estimates on the same noisy inputs, per flow timestep."""
     import matplotlib.pyplot as plt
 
-    from syncos.backends.toyworld.model import _mixture
-
     backend = load_backend(str(folder))
     g = np.random.default_rng(0)
     # unconditional, as docs/open-questions.md Q4: every attribute is decided by the noise alone
     texts = [""] * samples
-    x0 = torch.from_numpy(np.stack([ClipSampler(prior=prior).clip("", g) for _ in range(samples)])).float()
+    sampler = ClipSampler(prior=prior)
+    x0 = torch.from_numpy(np.stack([sampler.clip("", g) for _ in range(samples)])).float()
     emb = backend.encode(texts)
     region = torch.from_numpy(W.regions())
     ts = np.linspace(980, 20, 13)
@@ -157,7 +156,7 @@ def calibration(folder: Path, prior: W.Prior, samples: int, path: Path) -> dict:
                         torch.tensor([1 - s]).double(),
                         torch.tensor([s / 4]).double(),
                         0.02,
-                        _mixture(1.0, texts[i], prior),
+                        sampler.exact.mixture(texts[i]),
                         region,
                     )[0][0]
                     for i in range(samples)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from syncos.backends.toyworld import world as W
-from syncos.backends.toyworld.model import PIXEL_STD, _mixture, sample_component
+from syncos.backends.toyworld.model import PIXEL_STD, ToyWorldBackend, sample_component
 from syncos.errors import UserError
 from syncos.timeline import assign_events, combine_prompts
 
@@ -25,7 +26,7 @@ STEADY_WORDS = {"day": ("by day", "daytime", "sunny"), "night": ("at night", "ni
 
 @dataclass(frozen=True)
 class ClipSampler:
-    """Draws training pairs; ``pixels`` clips are (3, F, H, W) in [0, 1] with toyworld's pixel noise."""
+    """Draws training pairs; clips are (3, F, H, W) pixels in [0, 1] with toyworld's pixel noise."""
 
     prior: W.Prior = W.UNIFORM
     frames: int = W.CHUNK_LENGTH
@@ -57,9 +58,14 @@ class ClipSampler:
 
         return " ".join(glob), local(), local()
 
+    @cached_property
+    def exact(self) -> ToyWorldBackend:
+        """The exact model under the same prior: its prompt mixtures are what clips are drawn from."""
+        return ToyWorldBackend(prior=self.prior)
+
     def clip(self, prompt: str, g: np.random.Generator, frames: int | None = None) -> np.ndarray:
         """A clip (3, F, H, W) in [0, 1] from the prompt's mixture under the prior."""
-        mix = _mixture(1.0, prompt, self.prior)
+        mix = self.exact.mixture(prompt)
         frames = frames or self.frames
         mean = mix.world.render(*sample_component(mix, g), frames)
         return mean + g.normal(size=mean.shape) * PIXEL_STD
