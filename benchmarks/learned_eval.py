@@ -52,7 +52,7 @@ def suite_prompts(limit: int) -> list[tuple[str, str]]:
 def clip(
     model: str, prior: dict, prompt: tuple[str, str], seed: int, steps: int, cfg: float
 ) -> tuple[np.ndarray, dict]:
-    """Decoded frames (12, 32, 32, 3) and toyworld metrics of one native clip."""
+    """Decoded uint8 frames (12, 32, 32, 3) and toyworld metrics of one native clip."""
     options = {"model_options": {"prior": prior, "display_scale": 1}} if model == "toyworld" else {}
     scenario = {
         "model": model,
@@ -63,7 +63,7 @@ def clip(
         **options,
     }
     gen = api.generate(scenario)
-    frames = M.to_native(np.stack(list(gen.frames())))
+    frames = np.stack(list(gen.frames()))  # uint8 (12, 32, 32, 3): both judges decode at 32 x 32
     return frames, api.evaluate_frames(gen, frames)
 
 
