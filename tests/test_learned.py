@@ -168,17 +168,11 @@ def test_the_shipped_model_by_name(tmp_path):
         with pytest.raises(UserError, match="no shipped weights"):
             load_backend(L.NAME)
         pytest.skip("no shipped toyworld-learned export in this checkout")
-    args = [
-        "generate",
-        "examples/ball_story.yaml",
-        "--model",
-        L.NAME,
-        "--steps",
-        "2",
-        "-o",
-        str(tmp_path),
-        "-q",
-    ]
+    scenario = tmp_path / "s.json"
+    events = [{"prompt": "the ball jumps", "frames": 12}, {"prompt": "night falls", "frames": 12}]
+    scenario.write_text(json.dumps({"global_prompt": "a red ball on green grass", "events": events}))
+    args = ["generate", str(scenario), "--model", L.NAME, "--steps", "2", "-o", str(tmp_path / "o"), "-q"]
     assert main(args) == 0
-    record = json.loads((tmp_path / "run.json").read_text())
-    assert record["pipeline"] == "WanPipeline" and record["metrics"]["clean"] >= 0
+    record = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert record["pipeline"] == "WanPipeline" and record["scenario"]["model"] == L.NAME
+    assert record["metrics"]["clean"] >= 0
