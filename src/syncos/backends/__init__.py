@@ -11,7 +11,7 @@ __all__ = ["Backend", "load_backend"]
 
 
 def load_backend(model: str | None = None, *, pipe: Any = None, **settings: Any) -> Backend:
-    """Build the backend for ``model`` ("toyworld", a diffusers model id or a local folder) or ``pipe``.
+    """Build the backend for ``model`` ("toyworld", "toyworld-learned", a diffusers id or a local folder).
 
     ``settings`` are the scenario's model keys (height, width, fps, dtype, device, model_options, ...);
     a backend rejects the ones it cannot honour with a :class:`UserError`.
@@ -26,4 +26,10 @@ def load_backend(model: str | None = None, *, pipe: Any = None, **settings: Any)
         raise UserError(
             f"model {model!r} needs the diffusers extra (pip install 'syncos[diffusers]'): {e}"
         ) from None
+    if pipe is None:
+        from syncos.learned import pipeline as learned
+
+        folder = learned.learned_folder(model)
+        if folder is not None:
+            return learned.load(folder, load_diffusers_backend, **settings)
     return load_diffusers_backend(model, pipe=pipe, **settings)

@@ -261,6 +261,9 @@ class DiffusersBackend:
         0  # video frames of the native clip (model_options.native_frames overrides)
     )
     per_frame_timesteps: bool = False  # a family whose network takes one timestep per frame sets it
+    # frames -> scores, where a pipeline's frames live in a world with built-in metrics (ModelSpec.evaluate;
+    # toyworld-learned sets toyworld's); None for a real model
+    metrics: Callable[..., dict[str, float]] | None = None
     # the stock __call__ argument that is true classifier-free guidance (HunyuanVideo: true_cfg_scale)
     cfg_argument: ClassVar[str] = "guidance_scale"
 
@@ -435,7 +438,7 @@ class DiffusersBackend:
             height=self.height,
             width=self.width,
             threads=self._threads(),
-            evaluate=None,
+            evaluate=self.metrics,
             preview=self.preview,
             identity=self.identity(),
         )

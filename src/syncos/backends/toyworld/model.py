@@ -45,7 +45,9 @@ class Tables:
 
     beta: torch.Tensor  # (Kb, C*F*J) background region colours, latent units, order (c, f, j)
     col: torch.Tensor  # (Kk, C*F) subject colours
-    log_ws: torch.Tensor  # (Ks,) subject-track log weights (each shape x motion has equal mass)
+    log_ws: torch.Tensor  # (Ks,) subject-track log weights (each shape x motion has its prior's mass)
+    log_wb: torch.Tensor  # (Kb,) background-track log prior weights (scene x lighting; 0: uniform)
+    log_wk: torch.Tensor  # (Kk,) colour-track log prior weights
     run_a: torch.Tensor  # (N,) every mask run of every track and frame: flat index of its start
     run_b: torch.Tensor  # (N,) ... of its stop, in a (F, H, 2W+1) row-prefix-sum array
     run_seg: torch.Tensor  # (N,) its (frame, track, region) slot in a (F, Ks, J) table
@@ -83,8 +85,8 @@ def _paint_masks(values: torch.Tensor, t: Tables, height: int, width: int) -> to
 class PromptMixture:
     """The mixture a prompt selects; tables are built per clip length on first use and cached."""
 
-    def __init__(self, world: W.World, prompt: str):
-        self.world, self.prompt = world, prompt
+    def __init__(self, world: W.World, prompt: str, prior: W.Prior = W.UNIFORM):
+        self.world, self.prompt, self.prior = world, prompt, prior
         self.spec = W.parse_prompt(prompt)
         self.b_idx, self.k_idx, self.s_idx = world.select(self.spec)
         self._tables: dict[int, Tables] = {}
@@ -140,12 +142,21 @@ class PromptMixture:
         counts: dict[tuple[str, str], int] = {}
         for track in subjects:
             counts[track.shape, track.motion] = counts.get((track.shape, track.motion), 0) + 1
-        log_ws = [-np.log(counts[t.shape, t.motion]) for t in subjects]
+        pw = self.prior.weight
+        log_ws = [
+            np.log(pw("shape", t.shape) * pw("motion", t.motion) / counts[t.shape, t.motion])
+            for t in subjects
+        ]
+        backgrounds = [w.backgrounds[i] for i in self.b_idx]
+        log_wb = [np.log(pw("scene", t.scene) * pw("lighting", t.lighting)) for t in backgrounds]
+        log_wk = [np.log(pw("colour", w.colours[i].colour)) for i in self.k_idx]
         as_t = lambda arr: torch.from_numpy(np.ascontiguousarray(arr))  # noqa: E731
         return Tables(
             beta=as_t(beta).reshape(len(beta), -1),
             col=as_t(col).reshape(len(col), -1),
             log_ws=torch.tensor(log_ws, dtype=torch.float64),
+            log_wb=torch.tensor(log_wb, dtype=torch.float64),
+            log_wk=torch.tensor(log_wk, dtype=torch.float64),
             run_a=as_t(base + a),
             run_b=as_t(base + b),
             run_seg=as_t(seg),
@@ -188,8 +199,8 @@ def posterior_mean(
         a, s = alpha.reshape(n, 1, 1), sigma.reshape(n, 1, 1)
         v = a**2 * tau**2 + s**2
         dot_b, dot_k = _mean_dots(x, t, region)
-        log_b = (a * dot_b - a**2 / 2 * t.quad_b) / v
-        log_k = (a * dot_k - a**2 / 2 * t.quad_k) / v
+        log_b = (a * dot_b - a**2 / 2 * t.quad_b) / v + t.log_wb[:, None]
+        log_k = (a * dot_k - a**2 / 2 * t.quad_k) / v + t.log_wk[:, None]
         a5, s5, v5 = (c.reshape(n, 1, 1, 1, 1) for c in (alpha, sigma, v.reshape(n)))
     else:  # per frame: sum_f (alpha_f <x_f, mu_f> - alpha_f^2 |mu_f|^2 / 2) / v_f
         v = alpha**2 * tau**2 + sigma**2  # (n, F)
@@ -197,8 +208,8 @@ def posterior_mean(
         dot_b, dot_k = _mean_dots(x * a5 / v5, t, region)
         quad_b, quad_k = mixture.frame_quads(F)
         w = alpha**2 / (2 * v)
-        log_b = dot_b - torch.einsum("nf,fbs->nbs", w, quad_b)
-        log_k = dot_k - torch.einsum("nf,fks->nks", w, quad_k)
+        log_b = dot_b - torch.einsum("nf,fbs->nbs", w, quad_b) + t.log_wb[:, None]
+        log_k = dot_k - torch.einsum("nf,fks->nks", w, quad_k) + t.log_wk[:, None]
     log_s = t.log_ws + log_b.logsumexp(1) + log_k.logsumexp(1)  # (n, Ks)
     r_s = log_s.softmax(-1)
     r_b_s, r_k_s = log_b.softmax(1), log_k.softmax(1)  # background / colour given the subject track
@@ -241,6 +252,7 @@ OPTIONS = (
     "pixel_std",
     "scale",
     "shift",
+    "prior",
 )
 
 
@@ -265,6 +277,7 @@ class ToyWorldBackend:
         pixel_std: float = PIXEL_STD,
         scale: int = 1,
         shift: float = 1.0,
+        prior: W.Prior | dict | None = None,
     ):
         schedule = schedule or ("flow" if prediction == "flow" else "cogvideox")
         prediction = prediction or ("flow" if schedule == "flow" else "v")
@@ -304,6 +317,7 @@ class ToyWorldBackend:
         # resolution of a real model. The posterior stays exact: block means are sufficient.
         self.scale = scale
         self.world = _world(float(contrast))
+        self.prior = W.Prior.parse(prior)  # weights of the factor values a prompt leaves open
         self.tau = float(contrast * pixel_std)
         self.latent_std = float(contrast) * PIXEL_SPREAD
         self._region = torch.from_numpy(self.world.region)
@@ -359,7 +373,7 @@ class ToyWorldBackend:
     def encode(self, prompts: Sequence[str], negative: bool | Sequence[bool] = False) -> list[PromptMixture]:
         """One cached mixture per distinct prompt; raises UserError for a prompt with no known word.
         A negative prompt is a prompt like any other here."""
-        return [_mixture(self.world.contrast, p) for p in prompts]
+        return [_mixture(self.world.contrast, p, self.prior) for p in prompts]
 
     def ignored_words(self, prompt: str) -> list[str]:
         """Words of ``prompt`` this model does not read (``generate`` and ``plan`` name them)."""
@@ -490,9 +504,9 @@ def _world(contrast: float) -> W.World:
 
 
 @lru_cache(maxsize=256)
-def _mixture(contrast: float, prompt: str) -> PromptMixture:
-    """Mixtures (and their tables) are shared by every backend with the same world."""
-    return PromptMixture(_world(contrast), prompt)
+def _mixture(contrast: float, prompt: str, prior: W.Prior = W.UNIFORM) -> PromptMixture:
+    """Mixtures (and their tables) are shared by every backend with the same world and prior."""
+    return PromptMixture(_world(contrast), prompt, prior)
 
 
 def _choice(key: str, value: Any, allowed: Sequence[str]) -> None:
@@ -500,12 +514,24 @@ def _choice(key: str, value: Any, allowed: Sequence[str]) -> None:
         raise UserError(f"model_options.{key} must be one of {', '.join(allowed)}, got {value!r}")
 
 
+def sample_component(mixture: PromptMixture, generator: np.random.Generator) -> tuple[int, int, int]:
+    """Draw one component (background, colour, subject track indices into the world) by its weight."""
+    t = mixture.tables(1)  # the weights do not depend on the clip length
+
+    def pick(logw: torch.Tensor) -> int:  # a uniform factor draws as before priors existed (same seeds)
+        if bool((logw == logw[0]).all()):
+            return int(generator.integers(len(logw)))
+        return int(generator.choice(len(logw), p=logw.softmax(0).numpy()))
+
+    s = int(generator.choice(len(t.log_ws), p=t.log_ws.softmax(0).numpy()))
+    b, k = pick(t.log_wb), pick(t.log_wk)
+    return int(mixture.b_idx[b]), int(mixture.k_idx[k]), int(mixture.s_idx[s])
+
+
 def sample_clean(mixture: PromptMixture, frames: int, generator: np.random.Generator) -> np.ndarray:
     """Draw x0 (C, F, H, W) from a prompt's mixture: a component by its weight, plus its noise."""
-    t, w = mixture.tables(frames), mixture.world
-    s = generator.choice(len(t.log_ws), p=t.log_ws.softmax(0).numpy())
-    b, k = generator.integers(len(mixture.b_idx)), generator.integers(len(mixture.k_idx))
-    mean = w.to_latent(w.render(mixture.b_idx[b], mixture.k_idx[k], mixture.s_idx[s], frames))
+    w = mixture.world
+    mean = w.to_latent(w.render(*sample_component(mixture, generator), frames))
     return mean + generator.normal(size=mean.shape) * w.contrast * PIXEL_STD
 
 

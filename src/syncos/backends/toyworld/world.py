@@ -24,6 +24,7 @@ import itertools
 import re
 from dataclasses import dataclass
 from functools import cache, cached_property
+from typing import Any
 
 import numpy as np
 
@@ -104,6 +105,89 @@ COLOUR_WORDS = {
     "blue": ("blue", "azure"),
     "purple": ("purple", "violet", "magenta"),
 }
+
+
+# The factors a prior may weight, and the values of each that a prompt can leave open (a lighting
+# change happens only where a prompt names one, so only the steady lightings have a prior weight).
+PRIOR_FACTORS: dict[str, tuple[str, ...]] = {
+    "scene": tuple(SCENES),
+    "lighting": STEADY_LIGHTINGS,
+    "colour": tuple(COLOURS),
+    "shape": SHAPES,
+    "motion": MOTIONS,
+}
+
+
+@dataclass(frozen=True)
+class Prior:
+    """Prior weights of factor values; a prompt's mixture weighs the values it allows by them.
+
+    Default: uniform (every weight 1), which is toyworld's original prior. A prompt that names one
+    value of a factor is unaffected (the weights are renormalised over what the prompt allows);
+    an open factor follows the prior, e.g. ``lighting: {day: 0.9, night: 0.1}`` makes "a red ball
+    on grass" daylight nine times out of ten (the empty prompt also allows lighting changes; they
+    keep the share a uniform prior gives them). Hashable, so mixtures can be cached per prior.
+    """
+
+    weights: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
+
+    def weight(self, factor: str, value: str) -> float:
+        """The prior weight of ``value``: 1 for a factor the prior leaves uniform, and for a value no
+        prompt leaves open (a lighting change, open only in the empty prompt) the uniform share, so
+        that an explicitly uniform prior is the default one."""
+        table = dict(self.weights).get(factor)
+        return 1.0 if table is None else dict(table).get(value, 1.0 / len(table))
+
+    def as_dict(self) -> dict[str, dict[str, float]]:
+        return {factor: dict(values) for factor, values in self.weights}
+
+    @classmethod
+    def parse(cls, option: Any) -> Prior:
+        """From ``model_options.prior``: {factor: {value: probability}}; unlisted values share the rest.
+
+        Probabilities must be positive; the listed ones of a factor sum to 1 (all values listed)
+        or to less than 1 (the unlisted values share the remainder equally).
+        """
+        if option is None or isinstance(option, Prior):
+            return option or cls()
+        allowed = "; ".join(f"{f}: {', '.join(vs)}" for f, vs in PRIOR_FACTORS.items())
+        if not isinstance(option, dict):
+            raise UserError(
+                f"model_options.prior must be a mapping factor -> {{value: probability}} ({allowed})"
+            )
+        out = []
+        for factor, probs in option.items():
+            values = PRIOR_FACTORS.get(factor)
+            if values is None:
+                raise UserError(
+                    f"model_options.prior: unknown factor {factor!r}; allowed: {', '.join(PRIOR_FACTORS)}"
+                )
+            if not isinstance(probs, dict) or not probs:
+                raise UserError(
+                    f"model_options.prior.{factor} must map values ({', '.join(values)}) to probabilities"
+                )
+            for value, p in probs.items():
+                if value not in values:
+                    raise UserError(
+                        f"model_options.prior.{factor}: unknown value {value!r}; allowed: {', '.join(values)}"
+                    )
+                if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1:
+                    raise UserError(
+                        f"model_options.prior.{factor}.{value} must be a probability in (0, 1], got {p!r}"
+                    )
+            rest = [v for v in values if v not in probs]
+            left = 1.0 - sum(probs.values())
+            if (rest and left <= 1e-9) or (not rest and abs(left) > 1e-6):
+                raise UserError(
+                    f"model_options.prior.{factor}: probabilities sum to {1 - left:g}; they must sum to 1 "
+                    "(or to less than 1 when some values are left out, which then share the rest)"
+                )
+            full = {v: float(probs[v]) if v in probs else left / len(rest) for v in values}
+            out.append((factor, tuple(full.items())))
+        return cls(tuple(sorted(out)))
+
+
+UNIFORM = Prior()  # toyworld's original prior: every value a prompt allows equally likely
 
 
 def vocabulary() -> dict[str, list[str]]:
