@@ -54,6 +54,7 @@ class GaussianBackend:
             threads=self.threads,
             evaluate=None,
             preview=None,
+            ignored_words=None,
             identity={"family": "gaussian", "pipeline": "", "name_or_path": "", "dtype": "float32"},
         )
 

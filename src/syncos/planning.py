@@ -248,7 +248,7 @@ def input_notes(scenario: Scenario, backend: Backend) -> list[str]:
     """What the run will not read: prompt words the model does not know, options the method ignores
     (run.json's notes and the lines ``generate`` prints before sampling)."""
     notes = []
-    ignored = getattr(backend, "ignored_words", None)
+    ignored = backend.spec.ignored_words
     if ignored is not None:
         texts = [scenario.global_prompt, *(e.prompt for e in scenario.events)]
         words = list(dict.fromkeys(w for text in texts for w in ignored(text)))

@@ -108,6 +108,9 @@ class ModelSpec:
     threads: int | None
     evaluate: Evaluate | None
     preview: Callable[[torch.Tensor], np.ndarray] | None  # cheap frames (T, h, w, 3) of a latent (the UI)
+    ignored_words: (
+        Callable[[str], list[str]] | None
+    )  # a prompt's words the model does not read (None: all read)
     identity: Mapping[str, str]
 
 

@@ -440,6 +440,7 @@ class DiffusersBackend:
             threads=self._threads(),
             evaluate=self.metrics,
             preview=self.preview,
+            ignored_words=None,
             identity=self.identity(),
         )
 

@@ -420,6 +420,7 @@ class ToyWorldBackend:
             threads=self.threads,
             evaluate=self.evaluate,
             preview=self.preview,
+            ignored_words=self.ignored_words,
             identity={"family": "toyworld", "pipeline": "", "name_or_path": "toyworld", "dtype": "n/a"},
         )
 
