@@ -72,6 +72,7 @@ def test_bench_end_to_end_and_resume(tmp_path):
     summary = write_report(out, methods=suite.methods, contact=suite.contact_sheet)
     text = summary.read_text()
     assert "| no-tmin |" in text and "nfe" in text
+    assert "0 is best" not in text  # no defect counts from a backend without them
     assert {r["fifo_mode"] for r in rows if r["method"] == "fifo"} == {"shared"}  # no per-frame t
     assert "| fifo (shared-timestep approx.) |" in text and "| fifo |" not in text
     for png in ("metrics.png", "drift.png", "contact_sheet.png"):
@@ -141,7 +142,11 @@ def test_toyworld_smoke_suite(tmp_path, capsys):
     assert len(rows) == 4 and all(0 <= float(r["subject_consistency"]) <= 1 for r in rows)
     kinds = {r["kind"] for r in read_rows(tmp_path / "out" / "drift.csv")}
     assert kinds == {"subject", "background"}
-    assert "subject_consistency" in (tmp_path / "out" / "summary.md").read_text()
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "subject_consistency" in summary
+    # the defect counts are columns, and the report says which way they go
+    assert all(int(float(r["cuts"])) >= 0 and 0 <= float(r["cut_rate"]) <= 1 for r in rows)
+    assert "| cuts | cut_rate | repeats | blank_frames |" in summary and "blank_frames: defects" in summary
 
 
 def test_every_scenario_has_its_own_seeds():

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from syncos.backends.toyworld.metrics import COUNTS
 from syncos.cli import _overrides, build_parser, main
 from syncos.errors import UserError
 from syncos.scenario import load_scenario
@@ -233,7 +234,9 @@ def _check_outcome(code: int, err: str, case: Path, out: Path, listing: list[str
         assert left == listing, f"{label}: exit 2 left {sorted(set(left) - set(listing))} behind"
     else:
         run = _strict((out / "run.json").read_text(encoding="utf-8"))
-        assert all(0.0 <= v <= 1.0 for v in run["metrics"].values()), f"{label}: {run['metrics']}"
+        scores = {k: v for k, v in run["metrics"].items() if k not in COUNTS}  # counts: 0 and up
+        assert all(0.0 <= v <= 1.0 for v in scores.values()), f"{label}: {run['metrics']}"
+        assert all(run["metrics"][k] >= 0 for k in COUNTS), f"{label}: {run['metrics']}"
         assert (out / "video.mp4").stat().st_size > 0
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from syncos.backends.toyworld import ToyWorldBackend
-from syncos.backends.toyworld.metrics import consistency_by_distance, decode_frames, evaluate
+from syncos.backends.toyworld.metrics import COUNTS, consistency_by_distance, decode_frames, evaluate
 
 GLOBAL = "a red ball on grass"
 EVENTS = [(0, 12, "the ball moves right"), (12, 24, "the ball jumps as night falls")]
@@ -47,8 +47,10 @@ def test_clean_video_scores_one(clips):
         "clean",
         "global_fidelity",
         "local_fidelity",
+        *COUNTS,
     }
-    assert min(scores.values()) > 0.95, scores
+    assert min(v for k, v in scores.items() if k not in COUNTS) > 0.95, scores
+    assert all(scores[k] == 0 for k in COUNTS), scores
 
 
 def test_native_and_upscaled_frames_agree(clips):
@@ -60,7 +62,7 @@ def test_native_and_upscaled_frames_agree(clips):
 @pytest.mark.parametrize("kind", ["ghost", "noise"])
 def test_degraded_videos_score_low(clips, kind):
     _, v = clips
-    s = evaluate(v[kind], GLOBAL, EVENTS)
+    s = {k: v for k, v in evaluate(v[kind], GLOBAL, EVENTS).items() if k not in COUNTS}
     assert s["clean"] < 0.6 and s["subject_consistency"] < 0.6 and s["local_fidelity"] < 0.8, s
     if kind == "noise":
         assert max(s.values()) < 0.2, s
@@ -93,7 +95,8 @@ def test_empty_or_constant_videos_score_low_on_every_metric(colour, events):
     flat = np.empty((24, 256, 256, 3), np.uint8)
     flat[...] = colour
     s = evaluate(flat, "a ball", events)
-    assert max(s.values()) < 0.2, s
+    assert s["blank_frames"] == 24 and s["cuts"] == 0, s  # blank throughout: no picture to cut from
+    assert max(v for k, v in s.items() if k not in COUNTS) < 0.2, s
 
 
 def test_validity_leaves_sampled_videos_alone(clips):

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from syncos import __version__
 from syncos.errors import DistributedError, UserError
@@ -92,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("metrics", help="print the toyworld metrics of a video")
     m.add_argument("video", help="video file (MP4 or GIF) made from the scenario")
-    m.add_argument("--scenario", required=True, help="the scenario the video was made from")
+    m.add_argument(
+        "--scenario", help="the scenario the video was made from (default: the run.json beside the video)"
+    )
     m.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     sub.add_parser("vocab", help="list the words toyworld understands")
@@ -270,10 +273,25 @@ def _print_metrics(metrics: dict[str, float], source: str) -> None:
     """One line per metric with what it measures, so a newcomer can tell a good video from a bad one."""
     from syncos.backends.toyworld.metrics import MEANINGS
 
-    print(f"{source} (each in [0, 1], higher is better; docs/toyworld.md):")
+    print(f"{source} (scores in [0, 1], higher is better; counts and rates, 0 is best; docs/toyworld.md):")
     width = max(map(len, metrics))
     for k, v in metrics.items():
-        print(f"  {k:<{width}}  {v:.3f}  {MEANINGS.get(k, '')}".rstrip())
+        shown = str(v) if isinstance(v, int) else f"{v:.3f}"  # counts as counts
+        print(f"  {k:<{width}}  {shown:>5}  {MEANINGS.get(k, '')}".rstrip())
+
+
+def _run_scenario(video: str) -> dict:
+    """The scenario recorded in the run.json that `syncos generate` wrote beside the video."""
+    path = Path(video).parent / "run.json"
+    if not path.is_file():
+        raise UserError(f"no --scenario given and no run.json beside {video}: pass --scenario FILE")
+    try:
+        scenario = json.loads(path.read_text(encoding="utf-8"))["scenario"]
+    except (ValueError, KeyError, TypeError):
+        scenario = None
+    if not isinstance(scenario, dict):
+        raise UserError(f"{path} records no scenario: pass --scenario FILE")
+    return scenario
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
@@ -282,7 +300,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     from syncos.io import read_video
     from syncos.scenario import load_scenario
 
-    scenario = load_scenario(args.scenario)
+    scenario = load_scenario(args.scenario or _run_scenario(args.video))
     backend = load_backend(scenario.model, **scenario.model_settings())
     evaluate = getattr(backend, "evaluate", None)
     if evaluate is None:

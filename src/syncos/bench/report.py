@@ -149,6 +149,19 @@ def drift_by_method(outdir: Path, methods: list[str]) -> dict[str, dict[str, tup
     return out
 
 
+def directions(metrics: list[str]) -> list[str]:
+    """A line saying which columns count defects (lower is better), when the table has any."""
+    from syncos.backends.toyworld.metrics import COUNTS
+
+    counts = [k for k in metrics if k in COUNTS]
+    if not counts:
+        return []
+    return [
+        f"{', '.join(counts)}: defects a viewer sees, 0 is best (docs/toyworld.md); the other toyworld "
+        "columns are scores in [0, 1], higher is better."
+    ]
+
+
 def unit_interval(rows: list[dict], metric: str) -> bool:
     """A score in [0, 1] (every toyworld metric): all its values lie there; costs like NFE do not."""
     values = [r[metric] for r in rows if isinstance(r.get(metric), float)]
@@ -281,6 +294,7 @@ def write_report(
         f"{len(rows)} runs: {len(scen)} scenarios x {len(methods)} methods x {len(seeds)} "
         f"seed{'s' if len(seeds) > 1 else ''} ({', '.join(seeds)}).",
         "Each cell: mean over scenarios (seeds averaged first) ± half-width of the 95% t-interval.",
+        *directions(metrics),
         "",
         summary_table(rows, methods, metrics),
         "",

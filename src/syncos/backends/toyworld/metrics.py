@@ -26,6 +26,9 @@ instead of being "perfectly consistent and smooth" (docs/toyworld.md):
 - ``local_fidelity``: over events (start_frame, end_frame exclusive, local prompt), whether the
   span shows the named motion (any of them, if several) and lighting change; mean over events
   that name one (1 when none does).
+
+Then what a viewer sees go wrong, lower is better (:mod:`.defects` defines them): ``cuts`` (a
+count) and ``cut_rate`` (per pair of neighbouring frames), ``repeats`` and ``blank_frames``.
 """
 
 from __future__ import annotations
@@ -46,7 +49,12 @@ MEANINGS = {
     "clean": "each frame is a sharp rendering (no ghosting, blur or noise)",
     "global_fidelity": "frames show what the global prompt pins (shape, colour, scene, light)",
     "local_fidelity": "each event's span shows its motion or lighting change",
+    "cuts": "count (0 is best): jumps between neighbouring frames no event explains",
+    "cut_rate": "cuts per pair of neighbouring frames (0 is best)",
+    "repeats": "count (0 is best): lighting changes played again, motions that restart",
+    "blank_frames": "count (0 is best): frames gone black, washed out or flat",
 }
+COUNTS = ("cuts", "cut_rate", "repeats", "blank_frames")  # lower is better; the others are scores
 HUE_TOL, BRIGHT_TOL = 15.0, W.BRIGHT_STEP
 VALID_RMSE = 0.2  # see validity()
 SUBJECT_THRESHOLD = 0.12  # a pixel belongs to the subject if it differs this much from the background fit
@@ -66,6 +74,8 @@ class FrameAttributes:
     hue: np.ndarray  # degrees
     rmse: np.ndarray  # distance to the nearest clean rendering, pixel units
     bg_rmse: np.ndarray  # distance of the non-subject pixels to the background fit
+    light: np.ndarray  # mean of the regions' median colours, weighted by area (see background_levels)
+    contrast: np.ndarray  # largest difference of one channel between two regions' median colours
 
 
 def to_native(frames: np.ndarray) -> np.ndarray:
@@ -91,6 +101,15 @@ def _background_grid() -> tuple[np.ndarray, np.ndarray]:
 
 
 _BG = _background_grid()
+_AREA = np.bincount(W.row_regions(W.HEIGHT)) / W.HEIGHT  # share of the frame in each region
+
+
+def background_levels(colours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Light and contrast of region colours (..., J, 3): the area-weighted mean, and the largest
+    difference of one channel between two regions (a black, white or flat frame has none)."""
+    light = (colours.mean(-1) * _AREA).sum(-1)
+    pairs = np.abs(colours[..., :, None, :] - colours[..., None, :, :])
+    return light, pairs.reshape(*pairs.shape[:-3], -1).max(-1)
 
 
 def _hue(rgb: np.ndarray) -> float:
@@ -109,11 +128,12 @@ def decode_frame(px: np.ndarray, region: np.ndarray) -> tuple[float, ...]:
     best = int(((_BG[1] - observed) ** 2).sum((1, 2)).argmin())
     scene, night, bright = _BG[0][best]
     bg = _BG[1][best]  # (J, 3)
+    light, contrast = (float(v) for v in background_levels(observed))
     back = np.einsum("jc,jhw->hwc", bg, region)
     found = np.abs(px - back).max(-1) > SUBJECT_THRESHOLD
     if not found.any():
         bg_rmse = float(np.sqrt(((px - back) ** 2).mean()))
-        return scene, night, bright, -1, np.nan, np.nan, np.nan, np.nan, bg_rmse, bg_rmse
+        return scene, night, bright, -1, np.nan, np.nan, np.nan, np.nan, bg_rmse, bg_rmse, light, contrast
     hue = _hue(np.median(px[found], axis=0))
     r, c = np.nonzero(found)
     angle = np.angle(np.exp(2j * np.pi * c / W.WIDTH).mean())
@@ -135,7 +155,7 @@ def decode_frame(px: np.ndarray, region: np.ndarray) -> tuple[float, ...]:
             best_fit = (err, si, size, x, bottom, mask)
     err, si, size, x, bottom, mask = best_fit
     bg_rmse = float(np.sqrt(((px - back)[mask == 0] ** 2).mean()))
-    return scene, night, bright, si, size, x, bottom, hue, float(np.sqrt(err)), bg_rmse
+    return scene, night, bright, si, size, x, bottom, hue, float(np.sqrt(err)), bg_rmse, light, contrast
 
 
 def decode_frames(frames: np.ndarray) -> FrameAttributes:
@@ -155,6 +175,8 @@ def decode_frames(frames: np.ndarray) -> FrameAttributes:
         hue=cols[7],
         rmse=cols[8],
         bg_rmse=cols[9],
+        light=cols[10],
+        contrast=cols[11],
     )
 
 
@@ -323,9 +345,13 @@ def _local_fidelity(a: FrameAttributes, events: list[tuple[int, int, str]]) -> f
 
 
 def evaluate(frames: np.ndarray, global_prompt: str, events: list[tuple[int, int, str]]) -> dict[str, float]:
-    """All metrics of a video (T, H*k, W*k, 3) uint8; see the module docstring for definitions."""
+    """All metrics of a video (T, H*k, W*k, 3) uint8; see the module docstring for definitions.
+    The scores are in [0, 1], higher is better; the :data:`COUNTS` are lower is better."""
+    from .defects import counts, find_defects  # it builds on this module's decoding
+
     attrs = decode_frames(frames)
     sims = similarity_matrices(attrs)
+    defects = counts(find_defects(attrs, global_prompt, events), len(attrs.scene))
     return {
         "subject_consistency": _pair_mean(sims["subject"]),
         "background_consistency": _pair_mean(sims["background"]),
@@ -333,4 +359,5 @@ def evaluate(frames: np.ndarray, global_prompt: str, events: list[tuple[int, int
         "clean": float((_quality(attrs.rmse) * (attrs.shape >= 0)).mean()),
         "global_fidelity": _global_fidelity(attrs, global_prompt),
         "local_fidelity": _local_fidelity(attrs, events),
+        **defects,
     }
