@@ -20,7 +20,8 @@ class SamplerOptions:
     steps: int = 50
     guidance_scale: float = 6.0
     # Rescaled guidance (Lin et al. 2024; diffusers' guidance_rescale): 0 = plain CFG, 1 = the guided
-    # output scaled to the conditional one's standard deviation; keeps frames out of the clip.
+    # output scaled to the conditional one's standard deviation, against CFG's out-of-range frames
+    # (off: it helps co-denoising and can wash out syncos's frames; docs/demo.md).
     guidance_rescale: float = 0.0
     negative_prompt: str = ""
     # chunks per forward call; with CFG the call's batch is twice that, each chunk's conditional and
