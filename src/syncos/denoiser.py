@@ -38,6 +38,21 @@ class Counter:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
 
 
+def rescale_guidance(guided: torch.Tensor, cond: torch.Tensor, phi: float) -> torch.Tensor:
+    """Guided output brought back towards the conditional one's spread (Lin et al. 2024, sec. 3.4).
+
+    CFG extrapolates past both estimates; where they disagree much (a frame the chunks' prompts
+    leave open) the guided estimate leaves the data's range and the decoder clips it (black or
+    washed-out frames). Each row is scaled to the conditional output's standard deviation and
+    mixed with the plain guided one by ``phi``, as diffusers' ``rescale_noise_cfg``.
+    """
+    if phi == 0:
+        return guided
+    dims = list(range(1, guided.dim()))
+    ratio = cond.std(dim=dims, keepdim=True) / guided.std(dim=dims, keepdim=True).clamp_min(1e-12)
+    return phi * guided * ratio + (1 - phi) * guided
+
+
 class Denoiser:
     def __init__(
         self,
@@ -47,6 +62,7 @@ class Denoiser:
         micro_batch: int = 4,
         counter: Counter | None = None,
         steps: int = 0,
+        guidance_rescale: float = 0.0,
     ):
         if micro_batch < 1:
             raise ValueError(f"micro_batch must be >= 1, got {micro_batch}")
@@ -58,6 +74,7 @@ class Denoiser:
         self.stage = "stage1"
         self.steps = steps  # sampling steps of the run, for guidance schedules that depend on them
         self.spec = backend.spec  # built once: it is read on every call
+        self.guidance_rescale = float(guidance_rescale)
 
     @property
     def cfg(self) -> bool:
@@ -124,5 +141,6 @@ class Denoiser:
         if self.cfg:
             w = self.scales(tt, x.dim())
             w = w.to(out.device) if isinstance(w, torch.Tensor) else w
-            out = out[1::2] + w * (out[0::2] - out[1::2])
+            guided = out[1::2] + w * (out[0::2] - out[1::2])
+            out = rescale_guidance(guided, out[0::2], self.guidance_rescale)
         return to_x0_eps(out, x, alpha, sigma, self.spec.prediction, self.spec.x0_limit)

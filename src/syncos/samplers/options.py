@@ -19,6 +19,10 @@ class SamplerOptions:
 
     steps: int = 50
     guidance_scale: float = 6.0
+    # Rescaled guidance (Lin et al. 2024; diffusers' guidance_rescale): 0 = plain CFG, 1 = the guided
+    # output scaled to the conditional one's standard deviation, against CFG's out-of-range frames
+    # (off: it helps co-denoising and can wash out syncos's frames; docs/demo.md).
+    guidance_rescale: float = 0.0
     negative_prompt: str = ""
     # chunks per forward call; with CFG the call's batch is twice that, each chunk's conditional and
     # unconditional pass side by side (``syncos plan`` prints the batch)
@@ -34,6 +38,7 @@ class SamplerOptions:
         check_range(self, "steps", 1, 1000)  # the models' 1000 training timesteps
         # 1 = no guidance; below 1 would push away from the prompt, above 100 only saturates
         check_range(self, "guidance_scale", 1.0, 100.0)
+        check_range(self, "guidance_rescale", 0.0, 1.0)
         check_range(self, "micro_batch", 1, 4096)
         check_choice(self, "noise", ("independent", "rescheduled"))
 

@@ -96,6 +96,7 @@ class Run:
             options.micro_batch,
             self.counter,
             steps=options.steps,
+            guidance_rescale=options.guidance_rescale,
         )
         # One CPU generator, drawn in a fixed order: results do not depend on batching or device. A
         # CPU torch.Generator handed in (SynCoSPipeline's ``generator``) is drawn from, as diffusers does.

@@ -24,11 +24,11 @@ from syncos.timeline import AUTO
 UNITS = ("seconds", "frames")
 DEFAULT_SCENARIO: dict[str, Any] = {  # examples/ball_story.yaml
     "model": "toyworld",
-    "global_prompt": "a red ball on green grass",
+    "global_prompt": "a red ball on green grass by day",
     "events": [
         {"prompt": "the ball moves to the right", "frames": 24},
         {"prompt": "the ball jumps", "frames": 24},
-        {"prompt": "night falls", "frames": 24},
+        {"prompt": "the ball moves to the left", "frames": 24},
     ],
     "sampler": {"method": "syncos", "steps": 50, "guidance_scale": 6.0, "stride": 4},
     "seed": 0,
