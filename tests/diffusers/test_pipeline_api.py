@@ -122,3 +122,30 @@ def test_defaults_are_the_family_s_and_recorded(tmp_path):
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["scenario"]["sampler"]["guidance_scale"] == 5.0
     assert record["scenario"]["sampler"]["steps"] == 1 and record["model"]["pipeline"] == "WanPipeline"
+
+
+@pytest.mark.parametrize("family", list(MORE_BUILDERS))
+def test_one_chunk_equals_the_backend_run_each_family_file_holds_to_stock(family):
+    """The newer families' stock calls differ too much for one stock-call helper; each family's own
+    test file holds ``one_chunk`` (the backend over one chunk, seed s) equal to its stock pipeline.
+    Here SynCoSPipeline over the same pipeline with ``generator=manual_seed(s)`` equals that run, so
+    the chain reaches stock for every family. Kills: from_pipe building the backend with other
+    settings than a folder load (size, options), or the generator not seeding the run."""
+    from diffusers_tiny import load, one_chunk
+
+    backend = load(family)
+    ref, _, prompt = one_chunk(backend, STEPS, GUIDANCE, seed=3)
+    frames = backend.video_frames(backend.chunk_length)
+    sp = SynCoSPipeline.from_pipe(tiny_pipe(family), **settings(family))
+    out = sp(
+        "a red astronaut",
+        [{"prompt": "walks through puddle", "frames": frames}],  # one_chunk's (make_plan's first)
+        method="codenoise",
+        num_inference_steps=STEPS,
+        guidance_scale=GUIDANCE,
+        negative_prompt="",
+        generator=torch.Generator().manual_seed(3),
+        output_type="latent",
+    )
+    assert out.generation.plan.prompts[0] == prompt
+    torch.testing.assert_close(out.frames[0].float(), ref, rtol=1e-5, atol=1e-6)
