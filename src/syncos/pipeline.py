@@ -90,7 +90,8 @@ class SynCoSPipeline:
         is still drawn so the run's later noise is unchanged (FIFO, a noise queue, refuses it).
         ``callback_on_step_end(pipe, step, timestep, {"x0": fused clean estimate})`` is called after
         each step (diffusers' signature; return ``{"stop": True}`` to cancel). Other sampler keys
-        (``iterations``, ``stride``, ``micro_batch``, ...) pass through as in a scenario's ``sampler`` section.
+        (``iterations``, ``stride``, ``micro_batch``, ...) pass through as in a scenario's ``sampler``
+        section.
         """
         if output_type not in OUTPUT_TYPES:
             raise UserError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}")
