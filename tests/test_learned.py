@@ -117,6 +117,60 @@ def test_resumed_training_is_the_uninterrupted_one(folder, tmp_path):
         train(["--out", str(run), "--part", "transformer", "--batch", "4", "--steps", "4"])
 
 
+def exported_weights(out) -> dict[str, torch.Tensor]:
+    """The transformer part's weights in an export folder, named as in a run's checkpoint."""
+    from transformers import UMT5EncoderModel
+
+    from diffusers import WanTransformer3DModel
+
+    return {
+        f"{name}.{k}": v
+        for name, cls in (("transformer", WanTransformer3DModel), ("text_encoder", UMT5EncoderModel))
+        for k, v in cls.from_pretrained(str(out / name)).state_dict().items()
+    }
+
+
+def test_a_warm_start_begins_at_the_export_and_resumes_exactly(folder, tmp_path, monkeypatch):
+    """--init-from: step 0 is the export's weights (raw = EMA); a plain resume of the warm-started run
+    equals the uninterrupted warm-started run bit for bit (the folder is not read again)."""
+    run, out = folder
+    common = ["--part", "transformer", "--batch", "2", "--every", "1"]
+    warm, straight = tmp_path / "warm", tmp_path / "straight"
+    train(["--out", str(warm), *common, "--steps", "0", "--init-from", str(out)])
+    start, exported = load_file(str(warm / "transformer.safetensors")), exported_weights(out)
+    assert {k for k in start if not k.startswith("ema.")} == exported.keys()
+    for k, v in exported.items():
+        assert torch.equal(start[k], v) and torch.equal(start[f"ema.{k}"], v), k
+    record = json.loads((warm / "config_transformer.json").read_text())["init_from"]
+    assert record["folder"] == str(out.resolve()) and record["steps"] == 3 and len(record["sha256"]) == 64
+
+    train(["--out", str(warm), *common, "--steps", "2"])  # a plain resume
+    train(["--out", str(straight), *common, "--steps", "2", "--init-from", str(out)])
+    # stopped after its config was written and before step 0 was: a plain rerun warm-starts again
+    lost = tmp_path / "lost"
+    train(["--out", str(lost), *common, "--steps", "0", "--init-from", str(out)])
+    for f in ("transformer.safetensors", "transformer_adam.safetensors"):
+        (lost / f).unlink()
+    train(["--out", str(lost), *common, "--steps", "2"])
+    resumed, uninterrupted, restarted = (
+        load_file(str(p / "transformer.safetensors")) for p in (warm, straight, lost)
+    )
+    assert resumed.keys() == uninterrupted.keys() == restarted.keys()
+    for k in resumed:
+        assert torch.equal(resumed[k], uninterrupted[k]) and torch.equal(restarted[k], uninterrupted[k]), k
+    name = "transformer.proj_out.weight"  # training proceeded from the export
+    assert not torch.equal(resumed[name], exported[name])
+    assert len((warm / "loss_transformer.csv").read_text().splitlines()) == 3  # header, steps 1 and 2
+
+    with pytest.raises(SystemExit, match="exists; use another --out, or resume it without --init-from"):
+        train(["--out", str(warm), *common, "--steps", "3", "--init-from", str(out)])
+    with pytest.raises(SystemExit, match="not an exported toyworld-learned folder"):
+        train(["--out", str(tmp_path / "a"), *common, "--steps", "1", "--init-from", str(run)])
+    monkeypatch.setitem(L.TRANSFORMER, "num_layers", L.TRANSFORMER["num_layers"] + 1)
+    with pytest.raises(SystemExit, match="its transformer is not this run's architecture"):
+        train(["--out", str(tmp_path / "b"), *common, "--steps", "1", "--init-from", str(out)])
+
+
 def test_export_is_a_wan_pipeline_folder_with_the_ema_weights(folder):
     run, out = folder
     info = json.loads((out / L.MARKER).read_text())

@@ -211,6 +211,7 @@ def generate(
     overrides: list[str] | None = None,
     checkpoint: Checkpoint | None = None,
     generator: torch.Generator | None = None,
+    latents: torch.Tensor | None = None,
     **call: Any,
 ) -> Any:
     """Sample the long latent of a scenario (a Scenario, a mapping, or a YAML/JSON path).
@@ -218,7 +219,9 @@ def generate(
     ``pipe`` hands over a diffusers pipeline the caller already built (LoRA, quantisation and
     offloading stay as set up); ``backend`` reuses a loaded backend across calls; ``checkpoint``
     makes the run resumable (:mod:`syncos.checkpoint`: restored from it, written to it);
-    ``generator`` (a CPU torch.Generator) is drawn from instead of seeding one with the scenario's seed.
+    ``generator`` (a CPU torch.Generator) is drawn from instead of seeding one with the scenario's seed;
+    ``latents`` is the long latent's initial noise, of shape ``backend.latent_shape(plan.latent_frames)``
+    or with a leading batch axis of 1 (``Run.randn``; FIFO takes none).
 
     ``generate(pipe, global_prompt=..., events=[...], ...)``, a diffusers pipeline first, is
     ``SynCoSPipeline.from_pipe(pipe, height=, width=, fps=, model_options=)(...)``: it returns that
@@ -228,7 +231,8 @@ def generate(
         from syncos.pipeline import SynCoSPipeline
 
         build = {k: call.pop(k) for k in ("height", "width", "fps", "model_options") if k in call}
-        return SynCoSPipeline.from_pipe(scenario, **build)(generator=generator, callback=callback, **call)
+        pipeline = SynCoSPipeline.from_pipe(scenario, **build)
+        return pipeline(generator=generator, latents=latents, callback=callback, **call)
     if call:
         raise UserError(
             f"generate(scenario, ...) takes no {', '.join(sorted(call))}: set them in the scenario, or "
@@ -243,7 +247,7 @@ def generate(
     fn = SAMPLERS[scenario.method][0]
     seed = scenario.seed if generator is None else generator
     with threads.for_backend(backend):  # one thread for toyworld / tiny models unless the user chose
-        result = fn(backend, plan, scenario.sampler_options(), seed, callback, checkpoint)
+        result = fn(backend, plan, scenario.sampler_options(), seed, callback, checkpoint, latents)
     if not bool(torch.isfinite(result.latent).all()):
         raise UserError(
             "sampling diverged: the latent holds NaN or infinity; lower sampler.guidance_scale or sampler.lr"

@@ -73,6 +73,7 @@ class SynCoSPipeline:
         guidance_scale: float | None = None,
         negative_prompt: str | None = None,
         generator: torch.Generator | None = None,
+        latents: torch.Tensor | None = None,
         output_type: str = "np",
         callback_on_step_end: Callable[[Any, int, float, dict], Any] | None = None,
         callback: Callback | None = None,
@@ -83,10 +84,14 @@ class SynCoSPipeline:
 
         ``generator`` (a CPU torch.Generator) is drawn from for all of the run's noise, so the same
         generator state gives the same video, and the generator advances, as in diffusers; without
-        it the run is seeded with ``seed``. ``callback_on_step_end(pipe, step, timestep,
-        {"x0": fused clean estimate})`` is called after each step (diffusers' signature; return
-        ``{"stop": True}`` to cancel). Other sampler keys (``iterations``, ``stride``,
-        ``micro_batch``, ...) pass through as in a scenario's ``sampler`` section.
+        it the run is seeded with ``seed``. ``latents`` is the initial noise of the whole long latent,
+        of shape L or (1, *L) for ``L = self.backend.latent_shape(latent frames)``, the layout of
+        ``output_type="latent"`` (docs/diffusers.md): it replaces the generator's first draw, which
+        is still drawn so the run's later noise is unchanged (FIFO, a noise queue, refuses it).
+        ``callback_on_step_end(pipe, step, timestep, {"x0": fused clean estimate})`` is called after
+        each step (diffusers' signature; return ``{"stop": True}`` to cancel). Other sampler keys
+        (``iterations``, ``stride``, ``micro_batch``, ...) pass through as in a scenario's ``sampler``
+        section.
         """
         if output_type not in OUTPUT_TYPES:
             raise UserError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}")
@@ -126,7 +131,9 @@ class SynCoSPipeline:
                     return False
                 return callback(step) if callback is not None else None
 
-        gen = api.generate(scenario, backend=self.backend, callback=step_callback, generator=generator)
+        gen = api.generate(
+            scenario, backend=self.backend, callback=step_callback, generator=generator, latents=latents
+        )
         return SynCoSPipelineOutput(frames=self._frames(gen, output_type), generation=gen)
 
     @staticmethod

@@ -58,8 +58,8 @@ def test_settings_that_would_change_a_handed_in_pipeline_are_refused(setting, va
         load_diffusers_backend(None, pipe=tiny_pipe("wan"), **{setting: value}, **settings("wan"))
 
 
-def stock_with_generator(family: str, sp, prompt: str, seed: int) -> torch.Tensor:
-    """The stock pipeline's latent for one chunk, its noise drawn from a generator seeded ``seed``."""
+def stock_one_chunk(family: str, sp, prompt: str, **noise) -> torch.Tensor:
+    """The stock pipeline's latent for one chunk, its noise from ``noise`` (generator= or latents=)."""
     b = sp.backend
     kw = dict(
         prompt=prompt,
@@ -70,7 +70,7 @@ def stock_with_generator(family: str, sp, prompt: str, seed: int) -> torch.Tenso
         num_inference_steps=STEPS,
         guidance_scale=GUIDANCE,
         output_type="latent",
-        generator=torch.Generator().manual_seed(seed),
+        **noise,
     )
     if family in ("cogvideox", "wan", "ltx"):
         kw["max_sequence_length"] = b.max_sequence_length
@@ -85,9 +85,29 @@ def test_one_chunk_equals_the_stock_pipeline_with_the_same_generator(family):
     sp, out = one_chunk_call(
         tiny_pipe(family), family, generator=torch.Generator().manual_seed(7), output_type="latent"
     )
-    ref = stock_with_generator(family, sp, out.generation.plan.prompts[0], seed=7)
+    ref = stock_one_chunk(
+        family, sp, out.generation.plan.prompts[0], generator=torch.Generator().manual_seed(7)
+    )
     err = ((out.frames - ref).abs().max() / ref.abs().max()).item()
     assert err < 1e-5, err
+
+
+def test_one_chunk_with_latents_equals_the_stock_pipeline_with_the_same_latents():
+    """``latents=`` in diffusers' layout, (1, C, F, H, W) for Wan, is the stock pipeline's ``latents``:
+    one independent tile from them is the stock call's latent (fails while latents were not taken)."""
+    pipe = tiny_pipe("wan")
+    backend = SynCoSPipeline.from_pipe(pipe, **settings("wan")).backend
+    shape = backend.latent_shape(backend.chunk_length)
+    latents = torch.randn((1, *shape), generator=torch.Generator().manual_seed(11))
+    sp, out = one_chunk_call(pipe, "wan", method="independent", latents=latents, output_type="latent")
+    assert out.frames.shape == latents.shape
+    ref = stock_one_chunk("wan", sp, out.generation.plan.prompts[0], latents=latents.clone())
+    err = ((out.frames - ref).abs().max() / ref.abs().max()).item()
+    assert err < 1e-5, err
+    # and the run's own generator (seed 0) would have given another video: the latents were used
+    assert not torch.allclose(
+        one_chunk_call(pipe, "wan", method="independent", output_type="latent")[1].frames, ref
+    )
 
 
 def test_the_generator_seeds_the_run_as_in_diffusers(tmp_path):

@@ -10,11 +10,17 @@ around that latent. The two parts are independent and may run one after the othe
 Batch ``i`` is drawn from a generator seeded by (seed, i), so a resumed run sees the data an
 uninterrupted one would. Checkpoints (weights, EMA weights, AdamW state) are safetensors only,
 written atomically every ``--every`` steps; losses go to ``loss_<part>.csv``.
+
+``--init-from FOLDER`` starts a new run from an exported pipeline folder's weights (raw = EMA =
+the export's) with a fresh optimiser: the folder stands in for the optimiser state, which is not
+exported. The run's config records the folder and a digest of its weights, and step 0 is
+checkpointed at once, so a later plain resume of the run is exact without the folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -28,7 +34,7 @@ from safetensors.torch import load_file, save_file
 
 from syncos.backends.toyworld import world as W
 from syncos.learned.data import ClipSampler
-from syncos.learned.pipeline import MAX_TOKENS, build_pipeline, to_latent
+from syncos.learned.pipeline import MARKER, MAX_TOKENS, build_pipeline, to_latent
 
 PRESETS = {"uniform": {}, "peaked": {"lighting": {"day": 0.9, "night": 0.1}}}
 
@@ -53,6 +59,45 @@ def save_atomic(tensors: dict[str, torch.Tensor], path: Path, meta: dict | None 
     tmp = path.with_suffix(".tmp")
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
     os.replace(tmp, path)
+
+
+def warm_start(mods: dict[str, torch.nn.Module], folder: Path) -> dict:
+    """Load ``folder``'s weights (an export, :mod:`syncos.learned.export`) into ``mods``; what the run's
+    config records of it: the folder, its training steps and config, a digest of its weights files."""
+    if not (folder / MARKER).is_file():
+        raise SystemExit(f"--init-from {folder}: not an exported toyworld-learned folder (no {MARKER})")
+    digest = hashlib.sha256()
+    for name, module in mods.items():
+        loaded = type(module).from_pretrained(str(folder / name)).state_dict()
+        want = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+        if {k: tuple(v.shape) for k, v in loaded.items()} != want:
+            raise SystemExit(
+                f"--init-from {folder}: its {name} is not this run's architecture "
+                "(syncos.learned.pipeline's config differs from the folder's config.json)"
+            )
+        module.load_state_dict(loaded)
+        for path in sorted((folder / name).glob("*.safetensors")):
+            digest.update(path.read_bytes())
+    info = json.loads((folder / MARKER).read_text())
+    part = "vae" if "vae" in mods else "transformer"
+    return {
+        "folder": str(folder.resolve()),
+        "steps": info.get("steps", {}).get(part),
+        "config": info.get(f"config_{part}"),
+        "sha256": digest.hexdigest(),
+    }
+
+
+def save_checkpoint(out: Path, part: str, mods, params, opt, ema: dict[str, torch.Tensor], step: int) -> None:
+    """``part``'s weights and EMA weights, then its AdamW moments (absent before the first step: zeros,
+    which is what AdamW starts from), each written atomically."""
+    adam = {"step": torch.tensor(step)}
+    for i, q in enumerate(params):
+        state = opt.state.get(q) or {"exp_avg": torch.zeros_like(q), "exp_avg_sq": torch.zeros_like(q)}
+        adam[f"{i}.m"], adam[f"{i}.v"] = state["exp_avg"], state["exp_avg_sq"]
+    save_atomic(adam, out / f"{part}_adam.safetensors")
+    weights = flat_state(mods) | {f"ema.{k}": v for k, v in ema.items()}
+    save_atomic(weights, out / f"{part}.safetensors", {"step": str(step)})
 
 
 def loss_transformer(pipe, batch, gen: torch.Generator) -> torch.Tensor:
@@ -102,19 +147,36 @@ def train(
     ema_decay: float = 0.999,
     every: int = 100,
     seed: int = 0,
+    init_from: Path | None = None,
 ) -> None:
-    """Train one part to ``steps`` (resuming from ``out`` where it has a checkpoint)."""
+    """Train one part to ``steps`` (resuming from ``out`` where it has a checkpoint; ``init_from``:
+    a new run from an export's weights, see the module docstring)."""
     config = {"prior": prior.as_dict(), "seed": seed, "batch": batch, "lr": lr, "ema": ema_decay}
     cfg_path = out / f"config_{part}.json"
-    if cfg_path.exists() and json.loads(cfg_path.read_text()) != config:
-        raise SystemExit(f"{cfg_path} holds a different configuration; use another --out")
-    cfg_path.write_text(json.dumps(config, indent=1))
+    ckpt, adam_path, step = out / f"{part}.safetensors", out / f"{part}_adam.safetensors", 0
+    saved = json.loads(cfg_path.read_text()) if cfg_path.exists() else None
+    if init_from is not None and ckpt.exists():
+        raise SystemExit(
+            f"--init-from starts a new run, but {ckpt} exists; use another --out, or resume it "
+            "without --init-from"
+        )
+    if init_from is None and saved is not None and "init_from" in saved and not ckpt.exists():
+        init_from = Path(saved["init_from"]["folder"])  # stopped before its step 0 was written: start again
     pipe = build_pipeline(seed)
     mods = modules(pipe, part)
+    if init_from is not None:
+        config["init_from"] = warm_start(mods, init_from)
+    elif saved is not None and "init_from" in saved:
+        config["init_from"] = saved["init_from"]  # a plain resume of a warm-started run
+    if saved is not None and saved != config:
+        raise SystemExit(f"{cfg_path} holds a different configuration; use another --out")
+    cfg_path.write_text(json.dumps(config, indent=1))
     params = [q for m in mods.values() for q in m.parameters()]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    ckpt, adam_path, step = out / f"{part}.safetensors", out / f"{part}_adam.safetensors", 0
     ema = flat_state(mods)
+    if init_from is not None:
+        save_checkpoint(out, part, mods, params, opt, ema, 0)  # the warm start, resumable without the folder
+        print(f"{part} starts from {init_from} (fresh optimiser)", flush=True)
     if ckpt.exists():
         state = load_file(str(ckpt))
         for n, m in mods.items():
@@ -163,11 +225,7 @@ def train(
         if not math.isfinite(loss.item()):
             raise SystemExit(f"loss is {loss.item()} at step {step}")
         if step % every == 0 or step == steps:
-            adam = {"step": torch.tensor(step)}
-            for i, q in enumerate(params):
-                adam[f"{i}.m"], adam[f"{i}.v"] = opt.state[q]["exp_avg"], opt.state[q]["exp_avg_sq"]
-            save_atomic(adam, adam_path)
-            save_atomic(flat_state(mods) | {f"ema.{k}": v for k, v in ema.items()}, ckpt, {"step": str(step)})
+            save_checkpoint(out, part, mods, params, opt, ema, step)
             print(f"{part} step {step} loss {loss.item():.4f}", flush=True)
 
 
@@ -191,6 +249,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument(
         "--export", type=Path, help="write the pipeline folder from the run's EMA weights and stop"
+    )
+    p.add_argument(
+        "--init-from",
+        type=Path,
+        help="start a new run from an exported pipeline folder's weights, with a fresh optimiser",
     )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -216,6 +279,7 @@ def main(argv: list[str] | None = None) -> None:
             ema_decay=args.ema,
             every=args.every,
             seed=args.seed,
+            init_from=args.init_from,
         )
 
 

@@ -1,4 +1,5 @@
-"""Samplers: plain functions ``fn(backend, plan, options, seed, callback, checkpoint) -> SampleResult``.
+"""Samplers: plain functions ``fn(backend, plan, options, seed, callback, checkpoint, latents)``
+returning a ``SampleResult``.
 
 Each writes out one step of its method and hands it to :meth:`syncos.samplers.run.Run.loop`,
 which owns the resume, the checkpoints, the progress callback and the cancel for all of them.
@@ -7,6 +8,8 @@ which owns the resume, the checkpoints, the progress callback and the cancel for
 from __future__ import annotations
 
 from typing import Any
+
+import torch
 
 from syncos.checkpoint import Checkpoint
 from syncos.samplers.codenoise import sample_codenoise
@@ -45,12 +48,15 @@ def sample(
     seed: int = 0,
     callback: Callback | None = None,
     checkpoint: Checkpoint | None = None,
+    latents: torch.Tensor | None = None,
 ) -> SampleResult:
     """Run the sampler called ``method``; ``options`` default to that sampler's own defaults.
 
-    ``checkpoint``: the store a resumable run restores from and writes to (:mod:`syncos.checkpoint`).
+    ``checkpoint``: the store a resumable run restores from and writes to (:mod:`syncos.checkpoint`);
+    ``latents``: the long latent's initial noise instead of the first draw (``Run.randn``).
     """
     if method not in SAMPLERS:
         raise ValueError(f"method {method!r} is not known; use one of {', '.join(SAMPLERS)}")
     fn, options_type = SAMPLERS[method]
-    return fn(backend, plan, options if options is not None else options_type(), seed, callback, checkpoint)
+    options = options if options is not None else options_type()
+    return fn(backend, plan, options, seed, callback, checkpoint, latents)

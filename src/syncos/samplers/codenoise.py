@@ -25,8 +25,9 @@ def sample_codenoise(
     seed: int,
     callback: Callback | None = None,
     checkpoint: Checkpoint | None = None,
+    latents: torch.Tensor | None = None,
 ) -> SampleResult:
-    run = Run(backend, plan, options, seed, callback, checkpoint)
+    run = Run(backend, plan, options, seed, callback, checkpoint, latents)
 
     def step(k: int, x: torch.Tensor, history: History | None) -> Stepped:
         t, a, s, _, _ = run.coefficients(k)

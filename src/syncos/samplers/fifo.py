@@ -140,7 +140,13 @@ def sample_fifo(
     seed: int,
     callback: Callback | None = None,
     checkpoint: Checkpoint | None = None,
+    latents: torch.Tensor | None = None,
 ) -> SampleResult:
+    if latents is not None:
+        raise UserError(
+            "latents: FIFO's noise is a queue of frames at every noise level, not one long latent; "
+            "latents are taken by methods independent, codenoise and syncos"
+        )
     L, F = plan.chunk_length, plan.latent_frames
     N, P, windows = queue_layout(options, L)  # noise levels = queue positions = sampling steps
     run = Run(backend, plan, replace(options, steps=N), seed, callback, checkpoint)

@@ -25,9 +25,10 @@ def sample_independent(
     seed: int,
     callback: Callback | None = None,
     checkpoint: Checkpoint | None = None,
+    latents: torch.Tensor | None = None,
 ) -> SampleResult:
     plan = plan.with_tiles()
-    run = Run(backend, plan, options, seed, callback, checkpoint)
+    run = Run(backend, plan, options, seed, callback, checkpoint, latents)
     L, F, axis = plan.chunk_length, plan.latent_frames, run.axis
 
     def step(k: int, chunks: torch.Tensor, history: History | None) -> Stepped:

@@ -86,6 +86,7 @@ class Run:
         seed: int | torch.Generator,
         callback: Callback | None,
         checkpoint: ckpt.Checkpoint | None = None,
+        latents: torch.Tensor | None = None,
     ):
         self.backend, self.plan, self.options, self.callback = backend, plan, options, callback
         self.counter = Counter()
@@ -112,6 +113,7 @@ class Run:
             )
         self.axis = backend.frame_axis
         self.shape = tuple(backend.latent_shape(plan.latent_frames))
+        self.latents = given_latents(latents, self.shape)
         self.solver: Solver = backend.spec.solver
         self.first_order: list[int] = []  # steps a multistep solver had to take at first order
         self.store = checkpoint
@@ -146,10 +148,16 @@ class Run:
         return state
 
     def randn(self, shape: tuple[int, ...] | None = None) -> torch.Tensor:
-        """Noise of ``shape``, or of the whole long latent (rescheduled if the options say so)."""
+        """Noise of ``shape``, or of the whole long latent (rescheduled if the options say so).
+
+        The first long-latent draw is replaced by the caller's ``latents`` when given, as given (not
+        rescheduled); it is still drawn, so the generator's later noise is the same as without them.
+        """
         noise = torch.randn(shape or self.shape, generator=self.generator, dtype=torch.float32)
         if shape is None and self.options.noise == "rescheduled":
             noise = reschedule(noise, self.axis, self.plan.chunk_length, self.plan.stride, self.generator)
+        if shape is None and self.latents is not None:
+            noise, self.latents = self.latents, None
         return noise.to(self.backend.device)
 
     @contextmanager
@@ -248,6 +256,20 @@ class Run:
                 ),
                 boundary=boundary,
             )
+
+
+def given_latents(latents: torch.Tensor | None, shape: tuple[int, ...]) -> torch.Tensor | None:
+    """A caller's initial noise of the long latent as float32 on the host: ``shape`` (unbatched,
+    the backend's ``latent_shape``) or ``(1, *shape)`` (diffusers' batch of one); else refused."""
+    if latents is None:
+        return None
+    if not isinstance(latents, torch.Tensor) or tuple(latents.shape) not in (shape, (1, *shape)):
+        got = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
+        raise UserError(
+            f"latents: must be a tensor of shape {shape} or {(1, *shape)} (this video's long latent), "
+            f"got {got}"
+        )
+    return latents.reshape(shape).detach().to("cpu", torch.float32)
 
 
 def _refuse(what: str) -> NoReturn:

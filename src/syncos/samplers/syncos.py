@@ -282,8 +282,9 @@ def sample_syncos(
     seed: int,
     callback: Callback | None = None,
     checkpoint: Checkpoint | None = None,
+    latents: torch.Tensor | None = None,
 ) -> SampleResult:
-    run = Run(backend, plan, options, seed, callback, checkpoint)
+    run = Run(backend, plan, options, seed, callback, checkpoint, latents)
     window = blend_window(options.blend, plan.chunk_length)
 
     def step(
