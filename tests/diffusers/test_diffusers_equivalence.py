@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffusers_tiny import TINY_SETTINGS, load, make_plan, tiny_pipe
+from diffusers_tiny import TINY_SETTINGS, load, make_plan, relative_error, tiny_pipe
 
 from syncos.backends.diffusers.ltx import pack, unpack
 
@@ -70,11 +70,6 @@ def stock(family: str, backend, noise: torch.Tensor, prompt: str, **extra) -> to
         out = pipe(latents=pack(noise[None], 1, 1), frame_rate=backend.fps, **kw).frames
         return unpack(out, f, h, w, 1, 1)[0].float()
     return pipe(latents=noise[None], **kw).frames[0].float()
-
-
-def relative_error(mine: torch.Tensor, ref: torch.Tensor) -> float:
-    assert mine.shape == ref.shape
-    return ((mine - ref).abs().max() / ref.abs().max()).item()
 
 
 @pytest.mark.parametrize("family", list(TOLERANCE))

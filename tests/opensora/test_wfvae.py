@@ -7,6 +7,7 @@ import json
 import oracle
 import pytest
 import torch
+from diffusers_tiny import relative_error
 from safetensors.torch import save_file
 
 from syncos.backends.opensora_plan.wfvae import (
@@ -46,11 +47,6 @@ CONFIGS = {
         shift=[0.0] * 4,
     ),
 }
-
-
-def relative_error(mine: torch.Tensor, ref: torch.Tensor) -> float:
-    assert mine.shape == ref.shape, (mine.shape, ref.shape)
-    return ((mine - ref).abs().max() / ref.abs().max()).item()
 
 
 def reference_class():
