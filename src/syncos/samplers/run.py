@@ -114,7 +114,8 @@ class Run:
         self.axis = backend.frame_axis
         self.shape = tuple(backend.latent_shape(plan.latent_frames))
         self.latents = given_latents(latents, self.shape)
-        self.solver: Solver = backend.spec.solver
+        self.spec = self.denoiser.spec  # the model's spec, built once per run (the denoiser's)
+        self.solver: Solver = self.spec.solver
         self.first_order: list[int] = []  # steps a multistep solver had to take at first order
         self.store = checkpoint
         if self.store is not None:

@@ -208,7 +208,7 @@ def synchronise(
     eps_base = (x - alpha * x0) / sigma if implied else run.randn()
     if opts.iterations == 0 or opts.lr == 0:  # the re-noise control: nothing can move theta
         return x0, eps_base
-    lr = opts.lr * (run.backend.spec.latent_std if opts.lr_units == "latent" else 1.0)
+    lr = opts.lr * (run.spec.latent_std if opts.lr_units == "latent" else 1.0)
     theta = x0.clone().requires_grad_(True)
     if opts.optimizer == "adamw":
         optim = torch.optim.AdamW([theta], lr=lr, weight_decay=opts.weight_decay)
