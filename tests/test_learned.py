@@ -117,6 +117,31 @@ def test_resumed_training_is_the_uninterrupted_one(folder, tmp_path):
         train(["--out", str(run), "--part", "transformer", "--batch", "4", "--steps", "4"])
 
 
+def test_drawing_ahead_in_workers_and_a_time_limit_change_nothing_but_where_it_stops(folder, tmp_path):
+    """--workers draws batch i from (seed, i) in another process: the weights are the in-line run's; a
+    run stopped by --minutes checkpoints the step it reached and a rerun resumes it to the same end.
+    An --arch override is recorded and exported (the folder's transformer has the extra layer)."""
+    run, _ = folder
+    common = ["--part", "transformer", "--batch", "2", "--every", "3"]
+    train(["--out", str(tmp_path / "w"), *common, "--steps", "3", "--workers", "2"])
+    stopped = tmp_path / "stopped"
+    train(["--out", str(stopped), *common, "--steps", "3", "--minutes", "0"])  # stops after one step
+    assert load_file(str(stopped / "transformer_adam.safetensors"))["step"].item() == 1
+    train(["--out", str(stopped), *common, "--steps", "3"])
+    reference = load_file(str(run / "transformer.safetensors"))
+    for other in (tmp_path / "w", stopped):
+        got = load_file(str(other / "transformer.safetensors"))
+        for k in reference:
+            torch.testing.assert_close(got[k], reference[k], rtol=0, atol=0)
+    arch = tmp_path / "arch"
+    layers = L.TRANSFORMER["num_layers"] + 1
+    train(["--out", str(arch), *common, "--steps", "1", "--arch", json.dumps({"num_layers": layers})])
+    (arch / "vae.safetensors").write_bytes((run / "vae.safetensors").read_bytes())
+    train(["--out", str(arch), "--export", str(tmp_path / "arch-out")])
+    config = json.loads((tmp_path / "arch-out" / "transformer" / "config.json").read_text())
+    assert config["num_layers"] == layers
+
+
 def exported_weights(out) -> dict[str, torch.Tensor]:
     """The transformer part's weights in an export folder, named as in a run's checkpoint."""
     from transformers import UMT5EncoderModel

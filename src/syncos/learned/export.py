@@ -13,7 +13,9 @@ from syncos.learned.pipeline import MARKER, MAX_TOKENS, build_pipeline
 
 def export(run: Path, folder: Path) -> dict:
     """Pipeline folder from ``run``'s transformer.safetensors and vae.safetensors; returns what it wrote."""
-    pipe = build_pipeline()
+    config = run / "config_transformer.json"
+    arch = json.loads(config.read_text()).get("arch") if config.exists() else None
+    pipe = build_pipeline(arch=arch)
     info: dict = {"max_sequence_length": MAX_TOKENS, "run": str(run), "steps": {}}
     for part, names in (("transformer", ("transformer", "text_encoder")), ("vae", ("vae",))):
         path = run / f"{part}.safetensors"

@@ -96,8 +96,9 @@ def make_tokenizer() -> Any:
     )
 
 
-def build_pipeline(seed: int = 0) -> Any:
-    """A freshly initialised (seeded) toyworld-learned WanPipeline."""
+def build_pipeline(seed: int = 0, arch: dict | None = None) -> Any:
+    """A freshly initialised (seeded) toyworld-learned WanPipeline; ``arch`` overrides entries of
+    :data:`TRANSFORMER` (a run records it in its config, and the export's config.json holds it)."""
     from transformers import UMT5Config, UMT5EncoderModel
 
     from diffusers import (
@@ -110,7 +111,7 @@ def build_pipeline(seed: int = 0) -> Any:
     tokenizer = make_tokenizer()
     torch.manual_seed(seed)
     text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), **TEXT))
-    transformer = WanTransformer3DModel(**TRANSFORMER)
+    transformer = WanTransformer3DModel(**(TRANSFORMER | (arch or {})))
     vae = AutoencoderKLWan(**VAE)
     pipe = WanPipeline(
         tokenizer=tokenizer,

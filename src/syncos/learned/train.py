@@ -1,4 +1,4 @@
-"""Train toyworld-learned on this machine's CPUs: seeded, resumable, data drawn on the fly.
+"""Train toyworld-learned: seeded, resumable, data drawn on the fly (CPU by default, `--device cuda`).
 
     python -m syncos.learned.train --out /work/learned-run --steps 6000
     python -m syncos.learned.train --out /work/learned-run --export src/syncos/models/toyworld-learned
@@ -25,6 +25,9 @@ import json
 import math
 import os
 import time
+from collections import deque
+from collections.abc import Iterator
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +60,7 @@ def flat_state(mods: dict[str, torch.nn.Module]) -> dict[str, torch.Tensor]:
 
 def save_atomic(tensors: dict[str, torch.Tensor], path: Path, meta: dict | None = None) -> None:
     tmp = path.with_suffix(".tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
     os.replace(tmp, path)
 
 
@@ -101,16 +104,18 @@ def save_checkpoint(out: Path, part: str, mods, params, opt, ema: dict[str, torc
 
 
 def loss_transformer(pipe, batch, gen: torch.Generator) -> torch.Tensor:
-    """Flow matching: x_s = (1 - s) z + s n, target n - z, s uniform; timestep = 1000 s (shift 1)."""
+    """Flow matching: x_s = (1 - s) z + s n, target n - z, s uniform; timestep = 1000 s (shift 1).
+    Draws come from ``gen`` on the CPU, so a run on another device sees the same data and noise."""
     texts, clips = batch
-    z = to_latent(torch.from_numpy(clips).float())
+    device = pipe.transformer.device
+    z = to_latent(torch.from_numpy(clips).float()).to(device)
     ids = pipe.tokenizer(
         texts, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt"
-    )
+    ).to(device)
     emb = pipe.text_encoder(ids.input_ids, attention_mask=ids.attention_mask).last_hidden_state
     emb = emb * ids.attention_mask[..., None]  # as WanPipeline.encode_prompt: padding embeds are zeroed
-    s = torch.rand(len(z), generator=gen)
-    noise = torch.randn(z.shape, generator=gen)
+    s = torch.rand(len(z), generator=gen).to(device)
+    noise = torch.randn(z.shape, generator=gen).to(device)
     sv = s.view(-1, 1, 1, 1, 1)
     out = pipe.transformer(
         hidden_states=(1 - sv) * z + sv * noise,
@@ -124,16 +129,51 @@ def loss_transformer(pipe, batch, gen: torch.Generator) -> torch.Tensor:
 def loss_vae(pipe, batch, gen: torch.Generator) -> torch.Tensor:
     """Encoder mean -> the patchify latent, decoder(latent) -> the clip (13 frames: the encoder's 1 + 4k)."""
     _, clips = batch
-    x = torch.from_numpy(clips).float()
-    z = to_latent(x)
     vae = pipe.vae
-    std = torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1)
+    x = torch.from_numpy(clips).float().to(vae.device)
+    z = to_latent(x)
+    std = torch.tensor(vae.config.latents_std, device=x.device).view(1, -1, 1, 1, 1)
     mean = vae.encode(x * 2 - 1).latent_dist.mean
     rec = vae.decode(z * std).sample
     return (mean / std - z).pow(2).mean() + (rec - (x * 2 - 1)).pow(2).mean() * 10
 
 
 DEFAULTS = {"transformer": {"batch": 8, "lr": 3e-4}, "vae": {"batch": 4, "lr": 1e-3}}
+
+
+def draw(sampler: ClipSampler, seed: int, step: int, batch: int) -> tuple[int, tuple[list[str], np.ndarray]]:
+    """Step ``step``'s torch seed and batch: a function of (seed, step) alone, wherever it is drawn."""
+    g = np.random.default_rng([seed, step])
+    torch_seed = int(g.integers(2**62))
+    texts, clips = next(sampler.batches(batch, int(g.integers(2**62))))
+    return torch_seed, (texts, clips.astype(np.float32))
+
+
+_WORKER_SAMPLER: list[ClipSampler] = []  # a pool worker's sampler, passed once, not with every task
+
+
+def _adopt(sampler: ClipSampler) -> None:
+    _WORKER_SAMPLER[:] = [sampler]
+
+
+def _draw_adopted(seed: int, step: int, batch: int) -> tuple[int, tuple[list[str], np.ndarray]]:
+    return draw(_WORKER_SAMPLER[0], seed, step, batch)
+
+
+def stream(sampler: ClipSampler, seed: int, start: int, stop: int, batch: int, workers: int) -> Iterator:
+    """Steps ``start..stop-1``'s draws in order; ``workers`` processes draw ahead (at most 2 per worker
+    waiting), so the data are the same for any number of workers."""
+    if workers <= 0:
+        yield from (draw(sampler, seed, i, batch) for i in range(start, stop))
+        return
+    with get_context("fork").Pool(workers, initializer=_adopt, initargs=(sampler,)) as pool:
+        pending: deque = deque()
+        for i in range(start, stop):
+            pending.append(pool.apply_async(_draw_adopted, (seed, i, batch)))
+            if len(pending) > 2 * workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
 
 
 def train(
@@ -148,10 +188,18 @@ def train(
     every: int = 100,
     seed: int = 0,
     init_from: Path | None = None,
+    arch: dict | None = None,
+    device: str = "cpu",
+    workers: int = 0,
+    minutes: float | None = None,
 ) -> None:
     """Train one part to ``steps`` (resuming from ``out`` where it has a checkpoint; ``init_from``:
-    a new run from an export's weights, see the module docstring)."""
+    a new run from an export's weights, see the module docstring). ``arch`` overrides the transformer's
+    config (recorded); ``device``, ``workers`` and ``minutes`` (checkpoint and stop after that much wall
+    time, to be resumed) change where and how long it runs, not what it computes."""
     config = {"prior": prior.as_dict(), "seed": seed, "batch": batch, "lr": lr, "ema": ema_decay}
+    if arch:
+        config["arch"] = arch
     cfg_path = out / f"config_{part}.json"
     ckpt, adam_path, step = out / f"{part}.safetensors", out / f"{part}_adam.safetensors", 0
     saved = json.loads(cfg_path.read_text()) if cfg_path.exists() else None
@@ -162,7 +210,7 @@ def train(
         )
     if init_from is None and saved is not None and "init_from" in saved and not ckpt.exists():
         init_from = Path(saved["init_from"]["folder"])  # stopped before its step 0 was written: start again
-    pipe = build_pipeline(seed)
+    pipe = build_pipeline(seed, arch)
     mods = modules(pipe, part)
     if init_from is not None:
         config["init_from"] = warm_start(mods, init_from)
@@ -171,6 +219,8 @@ def train(
     if saved is not None and saved != config:
         raise SystemExit(f"{cfg_path} holds a different configuration; use another --out")
     cfg_path.write_text(json.dumps(config, indent=1))
+    for m in mods.values():
+        m.to(device)
     params = [q for m in mods.values() for q in m.parameters()]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     ema = flat_state(mods)
@@ -178,17 +228,17 @@ def train(
         save_checkpoint(out, part, mods, params, opt, ema, 0)  # the warm start, resumable without the folder
         print(f"{part} starts from {init_from} (fresh optimiser)", flush=True)
     if ckpt.exists():
-        state = load_file(str(ckpt))
+        state = load_file(str(ckpt), device=device)
         for n, m in mods.items():
             m.load_state_dict({k[len(n) + 1 :]: v for k, v in state.items() if k.startswith(n + ".")})
         ema = {k[4:]: v for k, v in state.items() if k.startswith("ema.")}
-        opt_state = load_file(str(adam_path))
+        opt_state = load_file(str(adam_path), device=device)
         step = int(opt_state.pop("step").item())
         if int(safe_open(str(ckpt), "pt").metadata()["step"]) != step:
             raise SystemExit(f"{ckpt} and {adam_path} are from different steps (interrupted while saving)")
         for i, q in enumerate(params):
             opt.state[q] = {
-                "step": torch.tensor(float(step)),
+                "step": torch.tensor(float(step)),  # AdamW keeps its step count on the CPU
                 "exp_avg": opt_state[f"{i}.m"],
                 "exp_avg_sq": opt_state[f"{i}.v"],
             }
@@ -203,11 +253,11 @@ def train(
         m.train()
     named = {f"{n}.{k}": v for n, m in mods.items() for k, v in m.state_dict(keep_vars=True).items()}
     floats = [k for k, v in named.items() if v.is_floating_point()]
-    while step < steps:
-        t0 = time.perf_counter()
-        g = np.random.default_rng([seed, step])
-        gen = torch.Generator().manual_seed(int(g.integers(2**62)))
-        data = next(sampler.batches(batch, int(g.integers(2**62))))
+    start = time.perf_counter()
+    draws = stream(sampler, seed, step, steps, batch, workers)
+    t0 = time.perf_counter()
+    for torch_seed, data in draws:
+        gen = torch.Generator().manual_seed(torch_seed)
         for group in opt.param_groups:
             group["lr"] = lr * min(1.0, (step + 1) / 200)  # warm-up
         loss = lossf(pipe, data, gen)
@@ -220,13 +270,19 @@ def train(
         with torch.no_grad():
             for k in floats:
                 ema[k].mul_(decay).add_(named[k].detach(), alpha=1 - decay)
+        value, now = loss.item(), time.perf_counter()
         with log.open("a") as f:
-            f.write(f"{step},{loss.item():.5f},{time.perf_counter() - t0:.3f}\n")
-        if not math.isfinite(loss.item()):
-            raise SystemExit(f"loss is {loss.item()} at step {step}")
-        if step % every == 0 or step == steps:
+            f.write(f"{step},{value:.5f},{now - t0:.3f}\n")
+        t0 = now
+        if not math.isfinite(value):
+            raise SystemExit(f"loss is {value} at step {step}")
+        out_of_time = minutes is not None and now - start > minutes * 60
+        if step % every == 0 or step == steps or out_of_time:
             save_checkpoint(out, part, mods, params, opt, ema, step)
-            print(f"{part} step {step} loss {loss.item():.4f}", flush=True)
+            print(f"{part} step {step} loss {value:.4f}", flush=True)
+        if out_of_time:
+            print(f"{part} stopped at step {step} after {minutes} minutes (rerun to resume)", flush=True)
+            break
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -247,6 +303,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--prior", default="peaked", help=f"a preset ({', '.join(PRESETS)}) or a JSON mapping")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="where to train (cpu, cuda); data are drawn on the CPU")
+    p.add_argument("--workers", type=int, default=0, help="processes drawing batches ahead (0: in line)")
+    p.add_argument("--minutes", type=float, help="checkpoint and stop after this much wall time")
+    p.add_argument(
+        "--arch", type=json.loads, help="JSON overrides of the transformer's config: '{\"num_layers\": 8}'"
+    )
     p.add_argument(
         "--export", type=Path, help="write the pipeline folder from the run's EMA weights and stop"
     )
@@ -280,6 +342,10 @@ def main(argv: list[str] | None = None) -> None:
             every=args.every,
             seed=args.seed,
             init_from=args.init_from,
+            arch=args.arch if part == "transformer" else None,
+            device=args.device,
+            workers=args.workers,
+            minutes=args.minutes,
         )
 
 
