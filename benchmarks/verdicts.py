@@ -59,6 +59,14 @@ JUDGES = {
         "learned", "toyworld-learned", ("--model", "toyworld-learned"), 580.0, RESULTS / "verdicts-learned"
     ),
 }
+# the learned model's weights change under its name: rows of other weights go to their own folder
+# (`run learned --folder ...`) and into the table as a column of their own
+EARLIER = {
+    "learned-step3500": dataclasses.replace(
+        JUDGES["learned"], name="learned-step3500", label="toyworld-learned, step-3500 weights",
+        folder=RESULTS / "verdicts-learned-step3500",
+    ),
+}  # fmt: skip
 
 
 def window_until(decided: float) -> float:
@@ -117,6 +125,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from syncos.cli import main as syncos
 
     judge = with_decided(JUDGES[args.judge], args.decided)
+    if args.folder:
+        judge = dataclasses.replace(judge, folder=Path(args.folder))
     print(f"{judge.name}: decided by t = {judge.decided:g} -> sync_until = {window_until(judge.decided)}")
     for sub, suite, extra in runs(judge):
         if args.only and sub not in args.only:
@@ -294,6 +304,7 @@ SECTION = "## The verdicts by judge"
 def cmd_table(args: argparse.Namespace) -> int:
     decided = {k: float(v) for k, v in (d.split("=", 1) for d in args.decided)}
     judges = [with_decided(JUDGES[n], decided.get(n)) for n in ("exact-uniform", "exact-peaked", "learned")]
+    judges += [j for j in EARLIER.values() if j.folder.is_dir()]
     text = "\n\n".join(
         [
             table(VERDICTS, judges),
@@ -330,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--decided", type=float, help="the judge's decision timestep (default: the calibration's)")
     r.add_argument("--only", nargs="+", choices=["heldout", "ablation", "comparison", "heldout-cfg6"])
     r.add_argument("--dry-run", action="store_true", help="print the commands only")
+    r.add_argument("--folder", help="write the rows here instead (e.g. earlier weights of the learned model)")
     t = sub.add_parser("table", help="the verdicts by judge, from the rows")
     t.add_argument("--docs", help="also write the tables into this file's verdicts block")
     t.add_argument("--decided", nargs="+", default=[], metavar="JUDGE=T", help="as given to run --decided")

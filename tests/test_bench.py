@@ -12,7 +12,7 @@ from gaussian_backend import GaussianBackend
 from syncos.bench import load_suite, run_suite, write_report
 from syncos.bench.drift import drift_curve
 from syncos.bench.report import interval
-from syncos.bench.suite import scenario_seed
+from syncos.bench.suite import scenario_seed, split_method
 from syncos.bench.table import append_rows, read_rows
 from syncos.cli import main
 from syncos.errors import UserError
@@ -128,7 +128,9 @@ def test_methods_take_options_after_plus(tmp_path):
     assert raw["sampler"]["method"] == "syncos" and raw["sampler"]["stride"] == 8
     assert raw["sampler"]["t_min"] == 300  # after the variant's own t_min
     with pytest.raises(UserError, match="expected base\\+key=value"):
-        suite.resolve("two-events", "codenoise+noise", 0)
+        suite.resolve("two-events", "codenoise+noise=rescheduled+stride", 0)
+    assert split_method("stages-1+3") == ("stages-1+3", {})  # a variant's own + is no option
+    assert split_method("stages-1+3+stride=8") == ("stages-1+3", {"stride": 8})
     with pytest.raises(UserError, match="'nope' is neither"):
         suite.sampler_of("nope+stride=8")
 

@@ -92,15 +92,19 @@ class Suite:
 
 
 def split_method(name: str) -> tuple[str, dict[str, Any]]:
-    """``base+key=value+...`` -> (base, {key: YAML value}); the probe's variants use it too."""
-    base, *extra = name.split("+")
+    """``base+key=value+...`` -> (base, {key: YAML value}); the probe's variants use it too.
+
+    The base is everything before the first ``+`` part with an ``=``, so a variant named with a
+    ``+`` (the ablation suite's ``stages-1+3``) is one base."""
+    parts = name.split("+")
+    first = next((i for i, p in enumerate(parts) if "=" in p), len(parts))
     options: dict[str, Any] = {}
-    for item in extra:
+    for item in parts[first:]:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise UserError(f"method {name!r}: expected base+key=value, e.g. codenoise+noise=rescheduled")
         options[key] = yaml.safe_load(text)
-    return base, options
+    return "+".join(parts[:first]), options
 
 
 def scenario_seed(scenario: str, k: int) -> int:
