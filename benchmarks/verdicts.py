@@ -93,27 +93,28 @@ CFG_METHODS = (
 )
 
 
-def runs(judge: Judge) -> list[tuple[str, str, list[str]]]:
-    """(rows folder, suite, extra `syncos bench` arguments) of one judge, cheapest first.
+@dataclass(frozen=True)
+class Run:
+    sub: str  # the rows' folder under the judge's
+    suite: str
+    methods: tuple[str, ...] = ()  # () = the suite's own
+    sets: tuple[str, ...] = ()  # `syncos bench --set`, after the judge's
+
+
+def runs(judge: Judge) -> list[Run]:
+    """One judge's `syncos bench` calls, cheapest first.
 
     For today's judge only what today's rows lack: the window rows, the band on the held-out
     scenarios, and co-denoising again (it must equal today's rows: the same machinery)."""
-    common = [*COMMON, *window_methods(judge.decided)]
+    common = (*COMMON, *window_methods(judge.decided))
     if judge.today:
-        extra = ["codenoise", *window_methods(judge.decided)]
-        return [
-            ("heldout", "toyworld-heldout", ["--methods", *extra, BAND]),
-            ("comparison", "toyworld", ["--methods", *extra]),
-        ]
+        extra = ("codenoise", *window_methods(judge.decided))
+        return [Run("heldout", "toyworld-heldout", (*extra, BAND)), Run("comparison", "toyworld", extra)]
     return [
-        ("heldout", "toyworld-heldout", ["--methods", *common]),
-        ("ablation", "toyworld-ablation", []),  # the suite's own methods (full = paper, stride 4)
-        ("comparison", "toyworld", ["--methods", *common]),
-        (
-            "heldout-cfg6",
-            "toyworld-heldout",
-            ["--methods", *CFG_METHODS, "--set", "sampler.guidance_scale=6"],
-        ),
+        Run("heldout", "toyworld-heldout", common),
+        Run("ablation", "toyworld-ablation"),  # the suite's own methods (full = paper, stride 4)
+        Run("comparison", "toyworld", common),
+        Run("heldout-cfg6", "toyworld-heldout", CFG_METHODS, (CFG6,)),
     ]
 
 
@@ -121,20 +122,57 @@ def with_decided(judge: Judge, decided: float | None) -> Judge:
     return dataclasses.replace(judge, decided=decided) if decided else judge
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from syncos.cli import main as syncos
-
+def chosen(args: argparse.Namespace) -> tuple[Judge, list[Run]]:
     judge = with_decided(JUDGES[args.judge], args.decided)
     if args.folder:
         judge = dataclasses.replace(judge, folder=Path(args.folder))
     print(f"{judge.name}: decided by t = {judge.decided:g} -> sync_until = {window_until(judge.decided)}")
-    for sub, suite, extra in runs(judge):
-        if args.only and sub not in args.only:
-            continue
-        argv = ["bench", str(SUITES / suite), "-o", str(judge.folder / sub), *judge.bench_args, *extra]
+    return judge, [r for r in runs(judge) if not args.only or r.sub in args.only]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from syncos.cli import main as syncos
+
+    judge, todo = chosen(args)
+    for r in todo:
+        argv = ["bench", str(SUITES / r.suite), "-o", str(judge.folder / r.sub)]
+        argv += [*(["--methods", *r.methods] if r.methods else []), *judge.bench_args]
+        argv += [a for s in r.sets for a in ("--set", s)]
         print("syncos " + " ".join(argv), flush=True)
         if not args.dry_run and syncos(argv) != 0:
             return 1
+    return 0
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    """Network evaluations of a judge's runs, in closed form (`syncos plan`'s), and the hours they
+    take at a measured rate of seconds per evaluation."""
+    from syncos.api import load_backend
+    from syncos.bench import load_suite
+    from syncos.planning import plan_scenario
+    from syncos.scenario import load_scenario
+
+    judge, todo = chosen(args)
+    pairs = zip(judge.bench_args[::2], judge.bench_args[1::2], strict=True)
+    sets = [f"model={v}" if flag == "--model" else v for flag, v in pairs]  # as `syncos bench` applies them
+    backends: dict[str, object] = {}
+    total = 0
+    print(f"| rows | runs | NFE | hours at {args.seconds_per_nfe} s / NFE |\n|---|---|---|---|")
+    for r in todo:
+        suite = load_suite(SUITES / r.suite)
+        suite = dataclasses.replace(suite, overrides=(*suite.overrides, *sets, *r.sets))
+        nfe = 0
+        for scenario in suite.scenarios:
+            for method in r.methods or suite.methods:
+                sc = load_scenario(suite.resolve(scenario, method, 0))  # NFE does not depend on the seed
+                key = repr((sc.model, sc.model_settings()))
+                if key not in backends:
+                    backends[key] = load_backend(sc.model, **sc.model_settings())
+                nfe += plan_scenario(sc, backend=backends[key]).total_nfe * suite.seeds  # type: ignore[arg-type]
+        runs_n = len(suite.scenarios) * len(r.methods or suite.methods) * suite.seeds
+        print(f"| {r.sub} | {runs_n} | {nfe} | {nfe * args.seconds_per_nfe / 3600:.2f} |")
+        total += nfe
+    print(f"| all | | {total} | {total * args.seconds_per_nfe / 3600:.2f} |")
     return 0
 
 
@@ -337,16 +375,23 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="fill one judge's rows (resumable)")
-    r.add_argument("judge", choices=list(JUDGES))
-    r.add_argument("--decided", type=float, help="the judge's decision timestep (default: the calibration's)")
-    r.add_argument("--only", nargs="+", choices=["heldout", "ablation", "comparison", "heldout-cfg6"])
+    c = sub.add_parser("cost", help="the NFE of a judge's runs and their hours at a measured rate")
+    for p in (r, c):
+        p.add_argument("judge", choices=list(JUDGES))
+        p.add_argument(
+            "--decided", type=float, help="the judge's decision timestep (default: the calibration's)"
+        )
+        p.add_argument("--only", nargs="+", choices=["heldout", "ablation", "comparison", "heldout-cfg6"])
+        p.add_argument("--folder", help="its rows' folder (e.g. for earlier weights of the learned model)")
     r.add_argument("--dry-run", action="store_true", help="print the commands only")
-    r.add_argument("--folder", help="write the rows here instead (e.g. earlier weights of the learned model)")
+    c.add_argument(
+        "--seconds-per-nfe", type=float, default=0.043, help="measured (default: learned, 2 cores)"
+    )
     t = sub.add_parser("table", help="the verdicts by judge, from the rows")
     t.add_argument("--docs", help="also write the tables into this file's verdicts block")
     t.add_argument("--decided", nargs="+", default=[], metavar="JUDGE=T", help="as given to run --decided")
     args = ap.parse_args(argv)
-    return {"run": cmd_run, "table": cmd_table}[args.command](args)
+    return {"run": cmd_run, "cost": cmd_cost, "table": cmd_table}[args.command](args)
 
 
 if __name__ == "__main__":
