@@ -192,6 +192,7 @@ class Verdict:
     metrics: tuple[str, ...]
     sign: int
     meaning: str
+    lighting_open: bool = False  # only the scenarios whose global prompt names no lighting
 
 
 SC, BC = "subject_consistency", "background_consistency"
@@ -215,6 +216,11 @@ HELDOUT = tuple(
     Verdict(v.claim + " (held-out)", "heldout", v.a, v.b, v.metrics, v.sign, v.meaning)
     for v in VERDICTS
     if v.source == "comparison"
+)
+OPEN = tuple(
+    dataclasses.replace(v, claim=v.claim + " (lighting open)", lighting_open=True)
+    for v in (*VERDICTS, *HELDOUT)
+    if v.source != "ablation"
 )
 
 
@@ -285,8 +291,29 @@ def decide(v: Verdict, diffs: dict[str, tuple[float, float]]) -> str:
     return "mixed" if good else "unresolved"
 
 
+SOURCE_SUITE = {"comparison": "toyworld", "ablation": "toyworld-ablation"}  # else toyworld-heldout
+
+
+def lighting_open(source: str) -> set[str]:
+    """The scenarios of a source whose global prompt leaves the lighting open: the only ones a
+    prior over lighting can change (a named value is unaffected, docs/learned.md)."""
+    from syncos.backends.toyworld.metrics import prompt_labels
+    from syncos.bench import load_suite
+    from syncos.scenario import read_scenario_file
+
+    suite = load_suite(SUITES / SOURCE_SUITE.get(source, "toyworld-heldout"))
+    return {
+        name
+        for name, path in suite.scenarios.items()
+        if "lighting" not in prompt_labels(read_scenario_file(path)["global_prompt"])
+    }
+
+
 def cell(judge: Judge, v: Verdict) -> Cell | None:
     a, b = rows_of(judge, v.source, v.a), rows_of(judge, v.source, v.b)
+    if v.lighting_open:
+        keep = lighting_open(v.source)
+        a, b = [r for r in a if r["scenario"] in keep], [r for r in b if r["scenario"] in keep]
     if not a or not b:
         return None
     diffs = {}
@@ -348,6 +375,11 @@ def cmd_table(args: argparse.Namespace) -> int:
             table(VERDICTS, judges),
             "Held out (the 8 scenarios of `benchmarks/suites/toyworld-heldout`, 2 seeds):",
             table(HELDOUT, judges),
+            "Only the scenarios whose global prompt leaves the lighting open, the only ones a prior "
+            "over lighting can change (comparison suite: "
+            f"{len(lighting_open('comparison'))} of 24; held-out: {len(lighting_open('heldout'))} of 8; "
+            "the ablation suite has none):",
+            table(OPEN, judges),
             "SynCoS with its window where each judge decides (comparison suite), against its "
             "re-noise control; `holds` here means SynCoS is better:",
             window_rows(judges),
