@@ -192,7 +192,6 @@ class Verdict:
     metrics: tuple[str, ...]
     sign: int
     meaning: str
-    lighting_open: bool = False  # only the scenarios whose global prompt names no lighting
 
 
 SC, BC = "subject_consistency", "background_consistency"
@@ -216,11 +215,6 @@ HELDOUT = tuple(
     Verdict(v.claim + " (held-out)", "heldout", v.a, v.b, v.metrics, v.sign, v.meaning)
     for v in VERDICTS
     if v.source == "comparison"
-)
-OPEN = tuple(
-    dataclasses.replace(v, claim=v.claim + " (lighting open)", lighting_open=True)
-    for v in (*VERDICTS, *HELDOUT)
-    if v.source != "ablation"
 )
 
 
@@ -294,26 +288,47 @@ def decide(v: Verdict, diffs: dict[str, tuple[float, float]]) -> str:
 SOURCE_SUITE = {"comparison": "toyworld", "ablation": "toyworld-ablation"}  # else toyworld-heldout
 
 
-def lighting_open(source: str) -> set[str]:
-    """The scenarios of a source whose global prompt leaves the lighting open: the only ones a
-    prior over lighting can change (a named value is unaffected, docs/learned.md)."""
-    from syncos.backends.toyworld.metrics import prompt_labels
-    from syncos.bench import load_suite
+def lighting_open(source: str) -> list[str]:
+    """The scenarios of a source with an event whose prompt (global + local) leaves the lighting
+    open: the only ones a prior over lighting can change (a named value or a named change, "as
+    the sun sets", is unaffected; docs/learned.md, "The prior")."""
+    from syncos.backends.toyworld.world import parse_prompt
     from syncos.scenario import read_scenario_file
 
-    suite = load_suite(SUITES / SOURCE_SUITE.get(source, "toyworld-heldout"))
-    return {
-        name
-        for name, path in suite.scenarios.items()
-        if "lighting" not in prompt_labels(read_scenario_file(path)["global_prompt"])
+    out = []
+    for name, path in load_suite_of(source).scenarios.items():
+        raw = read_scenario_file(path)
+        if any(
+            len(parse_prompt(f"{raw['global_prompt']}. {e['prompt']}").lightings) > 1 for e in raw["events"]
+        ):
+            out.append(name)
+    return out
+
+
+def changed_rows(judge: Judge, source: str) -> str:
+    """How many of a judge's rows differ from the uniform judge's run of the same scenario, method
+    and seed (any metric by more than 2e-4: the probe's rows are rounded to 4 decimals), and where."""
+    base = JUDGES["exact-uniform"]
+    mine = {
+        (r["scenario"], r["method"], r["seed"]): r for r in read_rows(judge.folder / source / "results.csv")
     }
+    if not mine:
+        return "not run"
+    shared = differ = 0
+    where: set[str] = set()
+    for method in sorted({k[1] for k in mine}):
+        for r in rows_of(base, source, method):
+            k = (r["scenario"], method, str(r["seed"]))
+            if k in mine:
+                shared += 1
+                if any(abs(float(mine[k][m]) - float(r[m])) > 2e-4 for m in (SC, BC, "clean")):
+                    differ += 1
+                    where.add(k[0])
+    return f"{differ} of {shared} ({', '.join(sorted(where)) or 'none'})"
 
 
 def cell(judge: Judge, v: Verdict) -> Cell | None:
     a, b = rows_of(judge, v.source, v.a), rows_of(judge, v.source, v.b)
-    if v.lighting_open:
-        keep = lighting_open(v.source)
-        a, b = [r for r in a if r["scenario"] in keep], [r for r in b if r["scenario"] in keep]
     if not a or not b:
         return None
     diffs = {}
@@ -363,6 +378,23 @@ def window_rows(judges: list[Judge]) -> str:
     return "\n".join(out)
 
 
+def prior_reach(judges: list[Judge]) -> str:
+    peaked = next(j for j in judges if j.name == "exact-peaked")
+    out = ["| rows | lighting open in | peaked rows that differ from uniform |", "|---|---|---|"]
+    for source in ("comparison", "ablation", "heldout", "heldout-cfg6"):
+        open_ = lighting_open(source)
+        n = len(load_suite_of(source).scenarios)
+        shown = f"{len(open_)} of {n} ({', '.join(open_) or 'none'})"
+        out.append(f"| {source} | {shown} | {changed_rows(peaked, source)} |")
+    return "\n".join(out)
+
+
+def load_suite_of(source: str):
+    from syncos.bench import load_suite
+
+    return load_suite(SUITES / SOURCE_SUITE.get(source, "toyworld-heldout"))
+
+
 SECTION = "## The verdicts by judge"
 
 
@@ -375,11 +407,10 @@ def cmd_table(args: argparse.Namespace) -> int:
             table(VERDICTS, judges),
             "Held out (the 8 scenarios of `benchmarks/suites/toyworld-heldout`, 2 seeds):",
             table(HELDOUT, judges),
-            "Only the scenarios whose global prompt leaves the lighting open, the only ones a prior "
-            "over lighting can change (comparison suite: "
-            f"{len(lighting_open('comparison'))} of 24; held-out: {len(lighting_open('heldout'))} of 8; "
-            "the ablation suite has none):",
-            table(OPEN, judges),
+            "What the peaked prior can change: the scenarios with an event whose prompt leaves the "
+            "lighting open, and the rows of the peaked judge that differ from the uniform judge's "
+            "(same scenario, method and seed):",
+            prior_reach(judges),
             "SynCoS with its window where each judge decides (comparison suite), against its "
             "re-noise control; `holds` here means SynCoS is better:",
             window_rows(judges),
