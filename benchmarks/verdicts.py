@@ -156,23 +156,29 @@ def cmd_cost(args: argparse.Namespace) -> int:
     pairs = zip(judge.bench_args[::2], judge.bench_args[1::2], strict=True)
     sets = [f"model={v}" if flag == "--model" else v for flag, v in pairs]  # as `syncos bench` applies them
     backends: dict[str, object] = {}
-    total = 0
-    print(f"| rows | runs | NFE | hours at {args.seconds_per_nfe} s / NFE |\n|---|---|---|---|")
+    rate1, rate2 = args.seconds_per_nfe, args.stage2_seconds_per_nfe or args.seconds_per_nfe
+    print(f"| rows | runs | NFE (of which CSD) | hours at {rate1} s / NFE, {rate2} in CSD |")
+    print("|---|---|---|---|")
+    total = [0, 0]
     for r in todo:
         suite = load_suite(SUITES / r.suite)
         suite = dataclasses.replace(suite, overrides=(*suite.overrides, *sets, *r.sets))
-        nfe = 0
+        nfe = [0, 0]  # all, stage 2
         for scenario in suite.scenarios:
             for method in r.methods or suite.methods:
                 sc = load_scenario(suite.resolve(scenario, method, 0))  # NFE does not depend on the seed
                 key = repr((sc.model, sc.model_settings()))
                 if key not in backends:
                     backends[key] = load_backend(sc.model, **sc.model_settings())
-                nfe += plan_scenario(sc, backend=backends[key]).total_nfe * suite.seeds  # type: ignore[arg-type]
+                counts = plan_scenario(sc, backend=backends[key]).nfe  # type: ignore[arg-type]
+                nfe[0] += sum(counts.values()) * suite.seeds
+                nfe[1] += counts.get("stage2", 0) * suite.seeds
         runs_n = len(suite.scenarios) * len(r.methods or suite.methods) * suite.seeds
-        print(f"| {r.sub} | {runs_n} | {nfe} | {nfe * args.seconds_per_nfe / 3600:.2f} |")
-        total += nfe
-    print(f"| all | | {total} | {total * args.seconds_per_nfe / 3600:.2f} |")
+        hours = ((nfe[0] - nfe[1]) * rate1 + nfe[1] * rate2) / 3600
+        print(f"| {r.sub} | {runs_n} | {nfe[0]} ({nfe[1]}) | {hours:.2f} |")
+        total = [total[0] + nfe[0], total[1] + nfe[1]]
+    hours = ((total[0] - total[1]) * rate1 + total[1] * rate2) / 3600
+    print(f"| all | | {total[0]} ({total[1]}) | {hours:.2f} |")
     return 0
 
 
@@ -448,8 +454,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--folder", help="its rows' folder (e.g. for earlier weights of the learned model)")
     r.add_argument("--dry-run", action="store_true", help="print the commands only")
     c.add_argument(
-        "--seconds-per-nfe", type=float, default=0.043, help="measured (default: learned, 2 cores)"
+        "--seconds-per-nfe", type=float, default=0.046, help="measured (default: learned, step 3500)"
     )
+    c.add_argument("--stage2-seconds-per-nfe", type=float, help="in SynCoS's CSD, if it differs (measured)")
     t = sub.add_parser("table", help="the verdicts by judge, from the rows")
     t.add_argument("--docs", help="also write the tables into this file's verdicts block")
     t.add_argument("--decided", nargs="+", default=[], metavar="JUDGE=T", help="as given to run --decided")
