@@ -275,6 +275,7 @@ class Cell:
     seeds: int
     nfe: tuple[float, float]  # mean NFE per video of a and of b
     outcome: str
+    shared_fifo: bool = False  # FIFO ran in the shared-timestep approximation, not as FIFO-Diffusion
 
 
 def decide(v: Verdict, diffs: dict[str, tuple[float, float]]) -> str:
@@ -347,7 +348,8 @@ def cell(judge: Judge, v: Verdict) -> Cell | None:
     nfe = tuple(
         float(np.mean([x for s, x in scenario_means(r, "nfe").items() if s in common])) for r in (a, b)
     )
-    return Cell(diffs, len(common), seeds, nfe, decide(v, diffs))  # type: ignore[arg-type]
+    shared = any(r.get("fifo_mode") == "shared" for r in (*a, *b))
+    return Cell(diffs, len(common), seeds, nfe, decide(v, diffs), shared)  # type: ignore[arg-type]
 
 
 SHORT = {SC: "subject", BC: "background", "clean": "clean", "global_fidelity": "global fid."}
@@ -360,6 +362,7 @@ def show(c: Cell | None) -> str:
     return (
         f"**{c.outcome}**: {'; '.join(parts)}; NFE {c.nfe[0]:.0f} vs {c.nfe[1]:.0f} "
         f"({c.scenarios} sc. x {c.seeds} seeds)"
+        + ("; FIFO is the shared-timestep approx., not FIFO-Diffusion" if c.shared_fifo else "")
     )
 
 
