@@ -375,13 +375,13 @@ def table(verdicts: tuple[Verdict, ...], judges: list[Judge]) -> str:
     return "\n".join(out)
 
 
-def window_rows(judges: list[Judge]) -> str:
+def window_rows(judges: list[Judge], source: str = "comparison") -> str:
     """SynCoS with the window where each judge decides, against its control and co-denoising."""
     out = ["| judge | window | SynCoS − its control | SynCoS − co-denoising | control − co-denoising |"]
     out.append("|---|---|---|---|---|")
     for j in judges:
         pairs = (("window", "window-renoise"), ("window", "codenoise"), ("window-renoise", "codenoise"))
-        cells = [cell(j, Verdict("", "comparison", a, b, (SC, BC), +1, "")) for a, b in pairs]
+        cells = [cell(j, Verdict("", source, a, b, (SC, BC), +1, "")) for a, b in pairs]
         w = f"decided by t = {j.decided:g}: log-SNR <= {window_until(j.decided)}"
         out.append(f"| {j.label} | {w} | " + " | ".join(show(c) for c in cells) + " |")
     return "\n".join(out)
@@ -423,6 +423,8 @@ def cmd_table(args: argparse.Namespace) -> int:
             "SynCoS with its window where each judge decides (comparison suite), against its "
             "re-noise control; `holds` here means SynCoS is better:",
             window_rows(judges),
+            "The same on the held-out suite:",
+            window_rows(judges, "heldout"),
         ]
     )
     if args.docs:
