@@ -29,7 +29,7 @@ import yaml
 import syncos
 from syncos.api import evaluate_frames
 from syncos.bench.report import interval
-from syncos.bench.suite import scenario_seed
+from syncos.bench.suite import scenario_seed, split_method
 
 METRICS = (
     "subject_consistency",
@@ -70,11 +70,11 @@ VARIANTS: dict[str, dict] = {
 
 
 def variant(name: str) -> dict:
-    """A VARIANTS entry with ``+key=value`` overrides: ``renoise+t_min=500``, ``default+iterations=3``."""
-    base, *extra = name.split("+")
+    """A VARIANTS entry with ``+key=value`` overrides: ``renoise+t_min=500``, ``default+iterations=3``
+    (parsed as ``syncos bench`` parses its methods)."""
+    base, plus = split_method(name)
     if base not in VARIANTS:
         raise SystemExit(f"unknown variant {base!r}; known: {', '.join(VARIANTS)}")
-    plus = {k: yaml.safe_load(v) for k, v in (e.split("=", 1) for e in extra)}
     return {**VARIANTS[base], **plus}
 
 

@@ -7,6 +7,7 @@ errors answer without loading torch; each command imports what it needs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -117,6 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--methods", nargs="+", help="sampler names or the suite's variants")
     b.add_argument("--seeds", type=_positive, metavar="N", help="seeds 0..N-1 per scenario and method")
     b.add_argument("--scenarios", nargs="+", help="only these scenarios (file names without suffix)")
+    b.add_argument("--model", help="run every row on this model, not the scenarios' (e.g. toyworld-learned)")
+    b.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key of every scenario after the suite's overrides, e.g. "
+        "--set model_options.prior.lighting.day=0.9 --set sampler.guidance_scale=6",
+    )
     b.add_argument("--features", help="folder with clip/ and dino/ weights for the weight-based metrics")
     b.add_argument("--report-only", action="store_true", help="rewrite the report from results.csv")
     b.add_argument(
@@ -396,6 +406,12 @@ def _bench(args: argparse.Namespace) -> int:
     from syncos.bench import load_suite, run_suite, write_report
 
     suite = load_suite(args.suite)
+    extra = ([f"model={args.model}"] if args.model else []) + list(args.set)
+    if extra:  # after the suite's own overrides, as generate's --model and --set come after the file
+        from syncos.scenario import apply_overrides
+
+        apply_overrides({}, extra)  # a malformed KEY=VALUE fails here, in one line, not in every row
+        suite = dataclasses.replace(suite, overrides=(*suite.overrides, *extra))
     methods = args.methods or list(suite.methods)
     if not args.report_only:
         scorer = None

@@ -19,7 +19,9 @@ from syncos.bench.runner import DRIFT, RESULTS, STRIPS
 from syncos.bench.table import read_rows, row_key
 from syncos.errors import UserError
 
-META = ("scenario", "method", "seed", "sampler", "events", "frames", "chunks", "fifo_mode")
+# not metrics; model and model_options say which judge made a row (`syncos bench --model/--set`)
+META = ("scenario", "method", "seed", "sampler", "events", "frames", "chunks", "fifo_mode", "model")
+META += ("model_options",)
 SHARED = "shared-timestep approx."  # how a FIFO run without per-frame timesteps is labelled
 # two-sided 95% t quantiles by degrees of freedom (normal beyond the table)
 _T975 = {
@@ -293,6 +295,7 @@ def write_report(
         *([description, ""] if description else []),
         f"{len(rows)} runs: {len(scen)} scenarios x {len(methods)} methods x {len(seeds)} "
         f"seed{'s' if len(seeds) > 1 else ''} ({', '.join(seeds)}).",
+        *judges(rows),
         "Each cell: mean over scenarios (seeds averaged first) ± half-width of the 95% t-interval.",
         *directions(metrics),
         "",
@@ -315,6 +318,15 @@ def write_report(
         md.append("![contact sheet](contact_sheet.png)")
     (out / "summary.md").write_text("\n".join(md) + "\n", encoding="utf-8")
     return out / "summary.md"
+
+
+def judges(rows: list[dict]) -> list[str]:
+    """A line naming the model(s) and model options the rows ran on (rows older than the columns: none)."""
+    seen = dict.fromkeys((r.get("model"), r.get("model_options")) for r in rows if r.get("model"))
+    if not seen:
+        return []
+    shown = "; ".join(f"`{m}`" + (f" with model_options {o}" if o not in ("", "{}") else "") for m, o in seen)
+    return [f"Model: {shown}."]
 
 
 def drift_table(curves: dict, distances: Sequence[int] = (1, 2, 4, 8, 12, 16, 24, 32, 47)) -> str:

@@ -80,6 +80,9 @@ def run_row(
         "chunks": gen.plan.num_chunks,
         "wall_s": round(wall, 3),
         "nfe": sum(gen.nfe.values()),
+        # the judge: a row from `syncos bench --model/--set model_options...` says which one made it
+        "model": sc.model,
+        "model_options": json.dumps(sc.model_options, sort_keys=True, default=str),
         **({"fifo_mode": gen.fifo_mode} if gen.fifo_mode else {}),
         **{k: round(float(v), 6) for k, v in metrics.items()},
     }

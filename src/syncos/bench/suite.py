@@ -13,6 +13,10 @@
     contact_sheet: story-3              # the scenario shown frame by frame in the report
     baseline: codenoise                 # what the report's paired differences subtract
 
+A method may add sampler options after ``+``: ``codenoise+noise=rescheduled``,
+``paper+stride=8`` (a variant with its stride changed), ``syncos+sync_until=-4.39``; the row
+keeps the whole name, so it says what ran without a variant written into ``suite.yaml``.
+
 Scenarios stay method-neutral: when a row runs method M, sampler keys that M's options do not
 have are dropped (so ``sampler.iterations`` set for syncos does not break codenoise rows).
 """
@@ -25,6 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from syncos.errors import UserError
 from syncos.samplers import SAMPLERS
@@ -57,14 +63,21 @@ class Suite:
 
     def sampler_of(self, method: str) -> str:
         """The sampler a method name runs (a variant's ``method``, or the name itself)."""
-        if method in self.variants:
-            return str(self.variants[method].get("method", "syncos"))
-        if method not in SAMPLERS:
+        base, _ = split_method(method)
+        if base in self.variants:
+            return str(self.variants[base].get("method", "syncos"))
+        if base not in SAMPLERS:
             allowed = ", ".join([*SAMPLERS, *self.variants])
             raise UserError(
-                f"method {method!r} is neither a sampler nor a variant of this suite; use {allowed}"
+                f"method {base!r} is neither a sampler nor a variant of this suite; use {allowed}"
+                " (options may follow after +, e.g. codenoise+noise=rescheduled)"
             )
-        return method
+        return base
+
+    def options_of(self, method: str) -> dict[str, Any]:
+        """The sampler options a method name sets: its variant's, then those after ``+``."""
+        base, extra = split_method(method)
+        return {**self.variants.get(base, {}), **extra}
 
     def resolve(self, scenario: str, method: str, seed: int) -> dict[str, Any]:
         """The raw scenario mapping of one row: suite overrides, then the method, then the seed
@@ -73,9 +86,25 @@ class Suite:
         sampler = self.sampler_of(method)
         allowed = {*PLAN_KEYS, *(f.name for f in dataclasses.fields(SAMPLERS[sampler][1]))}
         section = {k: v for k, v in (raw.get("sampler") or {}).items() if k in allowed}
-        section.update({k: v for k, v in self.variants.get(method, {}).items()})
+        section.update(self.options_of(method))
         section["method"] = sampler
         return {**raw, "sampler": section, "seed": scenario_seed(scenario, seed)}
+
+
+def split_method(name: str) -> tuple[str, dict[str, Any]]:
+    """``base+key=value+...`` -> (base, {key: YAML value}); the probe's variants use it too.
+
+    The base is everything before the first ``+`` part with an ``=``, so a variant named with a
+    ``+`` (the ablation suite's ``stages-1+3``) is one base."""
+    parts = name.split("+")
+    first = next((i for i, p in enumerate(parts) if "=" in p), len(parts))
+    options: dict[str, Any] = {}
+    for item in parts[first:]:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"method {name!r}: expected base+key=value, e.g. codenoise+noise=rescheduled")
+        options[key] = yaml.safe_load(text)
+    return "+".join(parts[:first]), options
 
 
 def scenario_seed(scenario: str, k: int) -> int:
