@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from syncos import api
+from syncos.samplers.options import DEFAULT_METHOD
 
 METHODS = ("independent", "codenoise", "fifo", "syncos")
 SCALE = 2  # pixels per world pixel in the sheet
@@ -31,8 +32,9 @@ def run(story: str, method: str, extra: list[str]) -> tuple[dict, np.ndarray, li
     frames = np.stack(list(gen.backend.preview(gen.latent)))
     wall = time.perf_counter() - start
     scores = api.evaluate_frames(gen, frames) or {}
+    default = " (default)" if method == DEFAULT_METHOD and not extra else ""
     row = {
-        "method": " ".join([method, *extra]),
+        "method": " ".join([method, *extra]) + default,
         "seconds": round(wall, 1),
         "nfe": sum(gen.nfe.values()),
         **{k: round(float(v), 3) for k, v in scores.items()},

@@ -85,11 +85,13 @@ def scenarios_of(folder: Path) -> dict[str, dict]:
     return {p.stem: yaml.safe_load(p.read_text()) for p in files}
 
 
-def scenario_means(rows: list[dict]) -> dict[tuple[str, str], dict[str, float]]:
+def scenario_means(
+    rows: list[dict], keys: tuple[str, ...] = (*METRICS, "nfe_total")
+) -> dict[tuple[str, str], dict[str, float]]:
     """(variant, scenario) -> metric -> mean over that scenario's seeds (NFE included)."""
     per = defaultdict(lambda: defaultdict(list))
     for r in rows:
-        for k in (*METRICS, "nfe_total"):
+        for k in keys:
             per[(r["variant"], r["scenario"])][k].append(float(r[k]))
     return {key: {k: float(np.mean(v)) for k, v in d.items()} for key, d in per.items()}
 

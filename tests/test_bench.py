@@ -202,7 +202,8 @@ def test_toyworld_smoke_suite(tmp_path, capsys):
     assert "subject_consistency" in summary
     # the defect counts are columns, and the report says which way they go
     assert all(int(float(r["cuts"])) >= 0 and 0 <= float(r["cut_rate"]) <= 1 for r in rows)
-    assert "| cuts | cut_rate | repeats | blank_frames |" in summary and "blank_frames: defects" in summary
+    assert "| cuts | cut_rate | repeats | blank_frames | ghost_frames |" in summary
+    assert "blank_frames, ghost_frames: defects" in summary
 
 
 def test_every_scenario_has_its_own_seeds():

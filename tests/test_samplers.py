@@ -218,6 +218,8 @@ def test_paper_preset():
     raw = {"global_prompt": "a red ball", "events": [{"prompt": "jumps", "frames": 24}]}
     sc = load_scenario({**raw, "sampler": {"preset": "paper", "iterations": 3}})
     assert sc.sampler_options() == SynCoSOptions.from_preset("paper", iterations=3)
+    # one word from the default: the preset alone is SynCoS, whatever the default method is
+    assert sc.method == "syncos" and load_scenario(raw).method == "independent"
     with pytest.raises(UserError, match="sampler.preset: must be one of default, paper"):
         load_scenario({**raw, "sampler": {"preset": "fast"}})
 

@@ -176,3 +176,16 @@ def test_a_new_identity_is_a_cut_unless_an_event_names_it(change):
     assert defects(video, [(0, 24, "it waits")]).cuts == (12,)
     named = f"a {change.get('colour', '')} {change.get('shape', 'ball')} waits"
     assert defects(video, [(0, 12, "a red ball waits"), (12, 24, named)]).cuts == ()
+
+
+def test_two_half_transparent_balls_are_ghost_frames():
+    """One ball per frame: no ghost. Frames 4-9 blend the ball at two places half and half (what
+    averaging two chunks that disagree gives): each is counted; black frames are blank, not ghosts."""
+    video = clip(24, motion="right", x=2)
+    assert defects(video, [(0, 24, "the ball moves right")]).ghosts == ()
+    other = clip(24, motion="right", x=18)
+    video[4:10] = ((video[4:10].astype(np.float64) + other[4:10]) / 2).round().astype(np.uint8)
+    video[20] = 0
+    d = defects(video, [(0, 24, "the ball moves right")])
+    assert d.ghosts == (4, 5, 6, 7, 8, 9) and d.blank == (20,)
+    assert evaluate(video, GLOBAL, [(0, 24, "the ball moves right")])["ghost_frames"] == 6

@@ -321,7 +321,7 @@ def test_docs_nfe_figures_are_syncos_plans():
     root = Path(__file__).parent.parent
     text = (root / "docs" / "ui.md").read_text()
     example = root / "examples" / "ball_story.yaml"
-    syncos = plan_scenario(example).nfe
+    syncos = plan_scenario(example, overrides=["sampler.method=syncos"]).nfe
     codenoise = plan_scenario(example, overrides=["sampler.method=codenoise"]).nfe
     said = re.search(r"\| syncos \((\d+) \+ (\d+) evaluations\)", text)
     assert said and [int(x) for x in said.groups()] == [syncos["stage1"], syncos["stage2"]]

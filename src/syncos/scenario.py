@@ -18,6 +18,7 @@ import yaml
 
 from syncos.errors import UserError, first_line, shown, type_name
 from syncos.samplers import SAMPLERS
+from syncos.samplers.options import DEFAULT_METHOD, PRESET_METHOD
 from syncos.samplers.syncos import SynCoSOptions, preset_values
 from syncos.timeline import AUTO, PROMPT_MODES
 
@@ -54,7 +55,7 @@ class Scenario:
     global_prompt: str
     events: tuple[Event, ...]
     model: str = "toyworld"
-    method: str = "syncos"
+    method: str = DEFAULT_METHOD
     stride: int | str | None = None  # latent frames or "auto" (auto_stride); None: the backend default
     prompt_mode: str = "structured"
     options: Mapping[str, Any] = field(default_factory=dict)  # the sampler's options, validated
@@ -173,7 +174,9 @@ def _sampler(raw: Any) -> tuple[str, int | str | None, str, dict[str, Any]]:
         raw = {}
     if not isinstance(raw, Mapping):
         raise UserError(f"sampler: expected a mapping, got {shown(raw)}")
-    method = _check(raw.get("method", "syncos"), (str,), "sampler.method", nullable=False)
+    preset = _check(raw.get("preset"), (str,), "sampler.preset")
+    default = DEFAULT_METHOD if preset is None else PRESET_METHOD  # `preset: paper` is SynCoS's
+    method = _check(raw.get("method", default), (str,), "sampler.method", nullable=False)
     if method not in SAMPLERS:
         raise UserError(f"sampler.method: unknown method {shown(method)}; allowed: {', '.join(SAMPLERS)}")
     # Options of the other samplers are allowed, so one scenario serves every method (`--method
@@ -194,7 +197,6 @@ def _sampler(raw: Any) -> tuple[str, int | str | None, str, dict[str, Any]]:
             f"sampler.prompt_mode: {prompt_mode!r} is not allowed; use one of {', '.join(PROMPT_MODES)}"
         )
     options: dict[str, Any] = {}
-    preset = _check(raw.get("preset"), (str,), "sampler.preset")
     for options_type in dict.fromkeys(owners.values()):  # the method's own options first
         given = {k: v for k, v in raw.items() if owners.get(k) is options_type}
         if preset is not None and options_type is SynCoSOptions:

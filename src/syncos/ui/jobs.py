@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from syncos.errors import UserError, first_line
+from syncos.samplers.options import DEFAULT_METHOD
 from syncos.scenario import load_scenario, safe_yaml
 from syncos.timeline import AUTO
 
@@ -30,7 +31,7 @@ DEFAULT_SCENARIO: dict[str, Any] = {  # examples/ball_story.yaml
         {"prompt": "the ball jumps", "frames": 24},
         {"prompt": "the ball moves to the left", "frames": 24},
     ],
-    "sampler": {"method": "syncos", "steps": 50, "guidance_scale": 6.0, "stride": 4},
+    "sampler": {"steps": 50, "guidance_scale": 6.0, "stride": 4},
     "seed": 0,
 }
 
@@ -45,7 +46,7 @@ class Form:
     global_prompt: str
     events: list[list[Any]]  # rows [prompt, duration, unit]
     model: str = "toyworld"
-    method: str = "syncos"
+    method: str = DEFAULT_METHOD
     steps: int = 50
     guidance_scale: float = 6.0
     stride: int = 0  # 0: the model's default
@@ -72,7 +73,7 @@ def form_from_scenario(raw: dict[str, Any]) -> Form:
         global_prompt=raw.get("global_prompt", ""),
         events=rows,
         model=raw.get("model", "toyworld"),
-        method=sampler.get("method", "syncos"),
+        method=sampler.get("method", DEFAULT_METHOD),
         steps=int(sampler.get("steps", 50)),
         guidance_scale=float(sampler.get("guidance_scale", 6.0)),
         stride=0 if auto else int(sampler.get("stride") or 0),

@@ -1,4 +1,4 @@
-"""What a viewer sees go wrong in a toyworld video: cuts, repeats and blank frames.
+"""What a viewer sees go wrong in a toyworld video: cuts, repeats, blank and ghosted frames.
 
 Built on the attributes :func:`.metrics.decode_frames` fits to each frame (no second decoding);
 every threshold is a world constant (world.py), none was tuned on a sampler's output.
@@ -26,6 +26,11 @@ every threshold is a world constant (world.py), none was tuned on a sampler's ou
   (played: night crosses from below 1/4 to above 3/4, or back, with no cut on the way; a flip is
   a cut, not a second nightfall), and a motion that restarts: within events naming one direction
   (left, right, grow, shrink, fall), a cut that sends the subject back against it.
+- **ghost**: a frame with a picture (not blank) that one rendered subject does not explain: its
+  distance to the nearest clean rendering (one subject on the fitted background) is beyond
+  :func:`.metrics.sharp`'s bound, as when overlapping chunks average two places of the ball into
+  two half-transparent balls, or fade it below the decoder's threshold (no subject found).
+  ``clean`` scores the same distance as a mean; this counts the frames a viewer sees ghosted.
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ class Defects:
     cuts: tuple[int, ...]
     repeats: tuple[str, ...]  # one line each, e.g. "right restarts at frame 12"
     blank: tuple[int, ...]
+    ghosts: tuple[int, ...] = ()
 
 
 def _wrapped(d: np.ndarray | float) -> np.ndarray:
@@ -102,6 +108,11 @@ def blank_frames(a: M.FrameAttributes) -> np.ndarray:
     the nearest one than any sampled frame's background was (VALID_RMSE; module docstring)."""
     lo, hi, flat = _BOUNDS[a.scene].T
     return (a.light < lo) | (a.light > hi) | (a.contrast < flat) | (a.bg_rmse > M.VALID_RMSE)
+
+
+def ghost_frames(a: M.FrameAttributes, blank: np.ndarray) -> np.ndarray:
+    """Per frame: a picture (not ``blank``) that is not one sharp rendered subject (module docstring)."""
+    return ~blank & ~M.sharp(a)
 
 
 def _pairs(a: M.FrameAttributes, blank: np.ndarray) -> list[tuple[int, int]]:
@@ -206,7 +217,10 @@ def find_defects(a: M.FrameAttributes, global_prompt: str, events: list[tuple[in
     prompts = [global_prompt, *(p for _, _, p in events)]
     repeats = _lighting_repeats(a, blank, changes, prompts) + _restarts(a, blank, cuts, events)
     return Defects(
-        tuple(sorted(int(t) for t in cuts)), tuple(repeats), tuple(int(t) for t in np.flatnonzero(blank))
+        tuple(sorted(int(t) for t in cuts)),
+        tuple(repeats),
+        tuple(int(t) for t in np.flatnonzero(blank)),
+        tuple(int(t) for t in np.flatnonzero(ghost_frames(a, blank))),
     )
 
 
@@ -217,4 +231,5 @@ def counts(d: Defects, frames: int) -> dict[str, float]:
         "cut_rate": len(d.cuts) / max(1, frames - 1),
         "repeats": len(d.repeats),
         "blank_frames": len(d.blank),
+        "ghost_frames": len(d.ghosts),
     }

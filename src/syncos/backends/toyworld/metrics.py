@@ -28,7 +28,8 @@ instead of being "perfectly consistent and smooth" (docs/toyworld.md):
   that name one (1 when none does).
 
 Then what a viewer sees go wrong, lower is better (:mod:`.defects` defines them): ``cuts`` (a
-count) and ``cut_rate`` (per pair of neighbouring frames), ``repeats`` and ``blank_frames``.
+count) and ``cut_rate`` (per pair of neighbouring frames), ``repeats``, ``blank_frames`` and
+``ghost_frames``.
 """
 
 from __future__ import annotations
@@ -53,8 +54,10 @@ MEANINGS = {
     "cut_rate": "cuts per pair of neighbouring frames (0 is best)",
     "repeats": "count (0 is best): lighting changes played again, motions that restart",
     "blank_frames": "count (0 is best): frames gone black, washed out or flat",
+    "ghost_frames": "count (0 is best): frames one sharp subject does not explain (a faint second ball)",
 }
-COUNTS = ("cuts", "cut_rate", "repeats", "blank_frames")  # lower is better; the others are scores
+# lower is better; the others are scores
+COUNTS = ("cuts", "cut_rate", "repeats", "blank_frames", "ghost_frames")
 HUE_TOL, BRIGHT_TOL = 15.0, W.BRIGHT_STEP
 VALID_RMSE = 0.2  # see validity()
 SUBJECT_THRESHOLD = 0.12  # a pixel belongs to the subject if it differs this much from the background fit
