@@ -50,6 +50,10 @@ CANDIDATES = (
     "independent",
     "independent+noise=rescheduled",
     "default",  # the current default (20 iterations): scored for reference, above the NFE bound
+    # Added after the first runs (2026-12-05), with the rule unchanged: a new method, each chunk
+    # continuing the one before from its clean frames (samplers/extend.py); scored on the same
+    # suites, the held-out one included, and on both judges.
+    "extend",
 )
 TERMS = ("subject_consistency", "background_consistency", "clean", "no_cut", "no_repeat", "no_blank")
 FIDELITY = ("global_fidelity", "local_fidelity")

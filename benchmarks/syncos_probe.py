@@ -45,6 +45,7 @@ VARIANTS: dict[str, dict] = {
     "independent": {"method": "independent"},
     "codenoise": {"method": "codenoise"},
     "fifo": {"method": "fifo"},
+    "extend": {"method": "extend"},
     "paper": {"method": "syncos", "preset": "paper"},
     "default": {"method": "syncos"},
     # the re-noise control of a SynCoS variant: the same window, no CSD move

@@ -104,6 +104,10 @@ CASES: dict[str, Callable[[], tuple[Any, Any, str, Any]]] = {
     "fifo": lambda: (
         (b := GaussianBackend()), make_plan(b, (8, 6)), "fifo", None,
     ),
+    "extend-flow": lambda: (  # one chunk at a time, no CFG: 1 pass, fewer than the ranks
+        (b := GaussianBackend(prediction="flow", schedule=FlowSchedule(shift=3.0), layout="fchw")),
+        make_plan(b, (8, 6)), "extend", None,
+    ),
     "toyworld-codenoise": lambda: (*_toyworld(), "codenoise", SamplerOptions(steps=2)),
     "toyworld-syncos": lambda: (
         *_toyworld(), "syncos", SynCoSOptions(steps=2, iterations=2, t_min=0, minibatch=1),

@@ -85,7 +85,7 @@ def launch(
 def _cases(world: int) -> list[str]:
     """Every Gaussian case; the slower models only with two ranks (CI has two cores)."""
     names = ["codenoise", "codenoise-uneven", "codenoise-one-chunk", "independent", "syncos-minibatch"]
-    names += ["syncos-flow", "fifo"]
+    names += ["syncos-flow", "fifo", "extend-flow"]
     if world == 2 and importlib.util.find_spec("syncos.backends.toyworld") is not None:
         names += ["toyworld-codenoise", "toyworld-syncos"]
     if world == 2 and importlib.util.find_spec("diffusers") is not None:

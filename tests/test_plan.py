@@ -37,6 +37,8 @@ CASES = [
     ("syncos", {"iterations": 1, "t_min": 500, "layout": "shifted"}),
     ("fifo", {}),
     ("fifo", {"partitions": 3, "lookahead": False, "guidance_scale": 1.0}),
+    ("extend", {}),
+    ("extend", {"held": "noised", "stride": 5}),
 ]
 
 

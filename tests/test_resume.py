@@ -37,8 +37,9 @@ SAMPLER = {
     "codenoise": {"steps": 12, "stride": 3},
     "syncos": {"steps": 12, "stride": 3, "iterations": 1, "t_min": 400, "minibatch": 2},
     "fifo": {"steps": 12, "stride": 3},  # two partitions: 12 levels, 18 loop steps
+    "extend": {"steps": 4, "stride": 3},  # 3 chunks one after another: the kill falls in the second
 }
-TOTAL = {"independent": 12, "codenoise": 12, "syncos": 12, "fifo": 18}
+TOTAL = {"independent": 12, "codenoise": 12, "syncos": 12, "fifo": 18, "extend": 12}
 
 
 def scenario(method: str, **extra) -> dict:

@@ -158,7 +158,10 @@ def _duration(seconds: float) -> str:
 
 
 def method_plan(method: str, plan: Plan) -> Plan:
-    """The chunk layout a method samples with: ``independent`` tiles, the others overlap."""
+    """The chunk layout a method samples with: ``independent`` tiles, ``extend`` its chain of
+    chunks, the others overlap."""
+    if method == "extend":
+        return plan.extended()
     return plan.with_stride(plan.chunk_length) if method == "independent" else plan
 
 
@@ -188,6 +191,8 @@ def count_nfe(backend: Backend, plan: Plan, method: str, options: SamplerOptions
         return {"stage1": k * plan.with_tiles().num_chunks * steps}
     if method == "codenoise":
         return {"stage1": k * plan.num_chunks * steps}
+    if method == "extend":
+        return {"stage1": k * plan.extended().num_chunks * steps}
     assert method == "syncos" and isinstance(options, SynCoSOptions), method
     return _count_syncos(backend, plan, options, k)
 

@@ -47,6 +47,30 @@ class Plan:
         events = assign_events(starts, self.chunk_length, self.event_spans)
         return replace(self, stride=stride, starts=starts, chunk_events=events, owned=None)
 
+    def extended(self) -> Plan:
+        """The chunks an extension samples one after another (``syncos.samplers.extend``), and the
+        frames each writes (``owned``).
+
+        An event's first chunk starts one frame before the event: it holds where the last event
+        left the scene, not its motion, as image-to-video models continue a still. Each further
+        chunk starts ``stride`` frames later, holding the rest from the chunk before. A chunk writes
+        only frames of its own event; the last one of the video may run past its end (those frames
+        are sampled and dropped), so every chunk of an event adds exactly ``stride`` frames.
+        """
+        L = self.chunk_length
+        starts: list[int] = []
+        events: list[int] = []
+        owned: list[tuple[int, int]] = []
+        end = 0  # frames written so far
+        for e, (a, b) in enumerate(self.event_spans):
+            s = max(0, a - min(1, L - 1))  # a chunk of one frame holds none
+            while end < b:
+                starts.append(s)
+                events.append(e)
+                owned.append((end, min(s + L, b)))
+                end, s = owned[-1][1], s + self.stride
+        return replace(self, starts=tuple(starts), chunk_events=tuple(events), owned=tuple(owned))
+
     def with_tiles(self, offset: int = 0) -> Plan:
         """The same timeline cut into tiles that never blend: each frame is written by one chunk.
 

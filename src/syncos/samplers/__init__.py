@@ -13,6 +13,7 @@ import torch
 
 from syncos.checkpoint import Checkpoint
 from syncos.samplers.codenoise import sample_codenoise
+from syncos.samplers.extend import ExtendOptions, sample_extend
 from syncos.samplers.fifo import FIFOOptions, sample_fifo
 from syncos.samplers.independent import sample_independent
 from syncos.samplers.options import SamplerOptions
@@ -25,6 +26,7 @@ SAMPLERS: dict[str, tuple[Any, type[SamplerOptions]]] = {
     "codenoise": (sample_codenoise, SamplerOptions),
     "syncos": (sample_syncos, SynCoSOptions),
     "fifo": (sample_fifo, FIFOOptions),
+    "extend": (sample_extend, ExtendOptions),
 }
 
 __all__ = [
