@@ -313,6 +313,13 @@ def plan_run(scenario: Scenario, backend: Backend, plan: Plan) -> RunPlan:
             "fifo slides a window of the chunk length one latent frame per step; each window takes the "
             "event covering most of it (the chunks above show the same assignment at this stride)"
         )
+    over = layout.starts[-1] + L > layout.latent_frames
+    if scenario.method == "extend":
+        notes.append(
+            "extend samples these chunks one after another, each holding the frames it shares with "
+            "the chunks before (an event's first chunk holds one), one chunk per network call"
+            + ("; the last runs past the video's end, and those frames are dropped" if over else "")
+        )
     nfe = count_nfe(backend, plan, scenario.method, options)
     return RunPlan(
         model=scenario.model,
@@ -323,7 +330,7 @@ def plan_run(scenario: Scenario, backend: Backend, plan: Plan) -> RunPlan:
         chunks=chunks,
         events=events,
         nfe=nfe,
-        micro_batch=options.micro_batch,
+        micro_batch=1 if scenario.method == "extend" else options.micro_batch,
         cfg=passes(backend, options) == 2,
         notes=notes,
         warnings=input_notes(scenario, backend) + list(filter(None, [empty_window(backend, options)])),
