@@ -103,10 +103,13 @@ def _signed(mh: tuple[float, float]) -> str:
     return f"{m:+.3f} ± {h:.3f}" + (" *" if abs(m) > h else "")
 
 
-def report(rows: list[dict], ratios: dict[str, tuple[float, float]], candidates: list[str]) -> str:
+def report(
+    rows: list[dict], ratios: dict[str, tuple[float, float]], candidates: list[str]
+) -> tuple[str, dict[str, dict]]:
     """The rule applied: each candidate's score (± its 95% interval over scenarios) and its paired
     difference to co-denoising, the six terms' means, the defect counts per video, the fidelities'
-    paired differences, and whether the rule admits it; then the ranking and the winner's margin."""
+    paired differences, and whether the rule admits it; then the ranking and the winner's margin.
+    Also returns, per candidate, its verdict, score and per-scenario scores (for :func:`choose`)."""
     for r in rows:
         r["score"] = np.mean([float(r[k]) for k in TERMS])
     keys = (*TERMS, "score", *FIDELITY, *COUNTED, "nfe_total")
@@ -116,6 +119,7 @@ def report(rows: list[dict], ratios: dict[str, tuple[float, float]], candidates:
     head = ["candidate", "NFE / codenoise", "score", f"score − {BASELINE}", *TERMS, *COUNTED, *fid, "rule"]
     out = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     eligible = {}
+    summary: dict[str, dict] = {}
     for c in candidates:
         ss = [s for s in scen if (c, s) in mean and (BASELINE, s) in mean]
         if not ss:
@@ -131,6 +135,12 @@ def report(rows: list[dict], ratios: dict[str, tuple[float, float]], candidates:
         verdict = (
             "eligible" if nfe_ok and not lost else "over 1.3x" if not lost else "loses " + ", ".join(lost)
         )
+        summary[c] = {
+            "rule": verdict,
+            "nfe_ratio": ratios[c][0],
+            "score": cell["score"][0],
+            "scenarios": {s: mean[(c, s)]["score"] for s in ss},
+        }
         out.append(
             f"| {c} | {ratios[c][0]:.2f}x | {cell['score'][0]:.3f} ± {cell['score'][1]:.3f} | "
             + " | ".join(
@@ -149,6 +159,40 @@ def report(rows: list[dict], ratios: dict[str, tuple[float, float]], candidates:
         ss = [s for s in scen if (a, s) in mean and (b, s) in mean]
         m, h = interval([mean[(a, s)]["score"] - mean[(b, s)]["score"] for s in ss])
         out.append(f"winner {a}; {a} − {b}: {m:+.3f} ± {h:.3f}{' *' if abs(m) > h else ''}")
+    return "\n".join(out), summary
+
+
+def choose(judges: dict[str, dict[str, dict]]) -> str:
+    """The rule's last step: among candidates eligible on every judge, the best average of their
+    suite scores; the margin to the runner-up is paired by scenario (each scenario's score averaged
+    over the judges first)."""
+    names = list(judges)
+    both = [c for c in judges[names[0]] if all(judges[j].get(c, {}).get("rule") == "eligible" for j in names)]
+    average = {c: float(np.mean([judges[j][c]["score"] for j in names])) for c in both}
+    ranked = sorted(average, key=average.get, reverse=True)
+    head = ["candidate", *(f"{j} score" for j in names), "average"]
+    out = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for c in ranked:
+        out.append(
+            f"| {c} | " + " | ".join(f"{judges[j][c]['score']:.3f}" for j in names) + f" | {average[c]:.3f} |"
+        )
+    out_of = []
+    for c in judges[names[0]]:
+        if c not in both:
+            why = ", ".join(f"{j}: {judges[j][c]['rule']}" for j in names if c in judges[j])
+            out_of.append(f"{c} ({why})")
+    out += ["", "not eligible on every judge: " + (", ".join(out_of) or "none")]
+    if len(ranked) >= 2:
+        a, b = ranked[:2]
+        scen = set.intersection(
+            *(set(judges[j][a]["scenarios"]) & set(judges[j][b]["scenarios"]) for j in names)
+        )
+        per = [
+            np.mean([judges[j][a]["scenarios"][s] - judges[j][b]["scenarios"][s] for j in names])
+            for s in sorted(scen)
+        ]
+        m, h = interval(per)
+        out.append(f"winner {a}; {a} − {b} (judges averaged): {m:+.3f} ± {h:.3f}{' *' if abs(m) > h else ''}")
     return "\n".join(out)
 
 
@@ -220,13 +264,14 @@ def main() -> None:
         rows = [r for r in csv.DictReader(f) if r["scenario"] in scenarios]
     for r in rows:
         r.update(json.loads(r.pop("metrics")))
-    text = report(rows, ratios, args.candidates)
+    text, summary = report(rows, ratios, args.candidates)
     text += "\n\nNFE / codenoise (mean, max over scenarios): " + ", ".join(
         f"{c} {a:.2f}x/{b:.2f}x" for c, (a, b) in ratios.items()
     )
     text += f"\nCPU seconds per run (mean): {np.mean([float(r['cpu_s']) for r in rows]):.1f}"
     print(text)
     args.out.with_suffix(".md").write_text(text + "\n")
+    args.out.with_suffix(".json").write_text(json.dumps(summary, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 from syncos import api
 from syncos.samplers.options import DEFAULT_METHOD
 
-METHODS = ("independent", "codenoise", "fifo", "syncos", "extend")
+METHODS = ("extend", "independent", "codenoise", "fifo", "syncos")
 SCALE = 2  # pixels per world pixel in the sheet
 
 

@@ -213,13 +213,14 @@ def test_paper_preset():
     o = SynCoSOptions.from_preset("paper")
     assert (o.t_min, o.iterations, o.lr, o.layout) == (900.0, 20, 0.5, "overlap")
     assert SynCoSOptions.from_preset("paper", lr=0.3).lr == 0.3
+    from syncos.samplers.options import DEFAULT_METHOD
     from syncos.scenario import load_scenario
 
     raw = {"global_prompt": "a red ball", "events": [{"prompt": "jumps", "frames": 24}]}
     sc = load_scenario({**raw, "sampler": {"preset": "paper", "iterations": 3}})
     assert sc.sampler_options() == SynCoSOptions.from_preset("paper", iterations=3)
     # one word from the default: the preset alone is SynCoS, whatever the default method is
-    assert sc.method == "syncos" and load_scenario(raw).method == "independent"
+    assert sc.method == "syncos" and load_scenario(raw).method == DEFAULT_METHOD != "syncos"
     with pytest.raises(UserError, match="sampler.preset: must be one of default, paper"):
         load_scenario({**raw, "sampler": {"preset": "fast"}})
 
