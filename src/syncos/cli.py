@@ -141,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _scenario_arguments(p: argparse.ArgumentParser) -> None:
     """A scenario file and the options that override it (generate and plan take the same)."""
     p.add_argument("scenario", help="scenario file (YAML or JSON)")
-    p.add_argument("--method", help="sampler: extend, independent, codenoise, fifo or syncos (sets sampler.method)")
+    p.add_argument(
+        "--method", help="sampler: extend, independent, codenoise, fifo or syncos (sets sampler.method)"
+    )
     p.add_argument("--model", help="'toyworld', a diffusers model id or a local diffusers folder")
     p.add_argument("--seed", type=int, help="random seed, 0 <= N < 2**63 (sets seed)")
     p.add_argument("--steps", type=int, help="denoising steps, 1-1000 (sets sampler.steps)")
