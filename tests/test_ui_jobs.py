@@ -291,10 +291,13 @@ def test_temporary_outputs_are_removed_when_the_studio_stops(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "syncos", "ui", "--port", str(port)],
+        [sys.executable, "-X", "faulthandler", "-m", "syncos", "ui", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # as from a terminal: a test run started in the background (`make test &`) ignores SIGINT,
+        # and a child inherits that, so Ctrl-C would never reach the studio
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         line = proc.stdout.readline()
@@ -306,7 +309,15 @@ def test_temporary_outputs_are_removed_when_the_studio_stops(tmp_path):
                 break
             time.sleep(0.1)
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(60) in (0, 130)  # 130: the interrupt came while Gradio was still starting
+        try:
+            code = proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # faulthandler: every thread's stack, then exit
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(10)
+            proc.kill()
+            raise AssertionError("the studio did not stop on Ctrl-C:\n" + proc.communicate()[0]) from None
+        assert code in (0, 130), proc.communicate()[0]  # 130: interrupted while Gradio was starting
     finally:
         proc.kill()
     assert not folder.exists()
