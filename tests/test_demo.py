@@ -23,7 +23,7 @@ def test_demo_story_shows_every_event_once_in_order_with_no_ghost_cut_repeat_or_
     attrs = M.decode_frames(frames)
     events = api.video_events(gen.plan, gen.scenario)
     found = D.find_defects(attrs, gen.scenario.global_prompt, events)
-    # independent tiles cut at 3 seams and restarted the leftward motion; co-denoising ghosted 31
+    # tiles cut at 3 seams and restarted the leftward motion; syncos ghosted 31 frames, codenoise 47
     assert (found.ghosts, found.cuts, found.repeats, found.blank) == ((), (), (), ()), found
     labels = M.frame_labels(attrs)
     for key, want in M.prompt_labels(gen.scenario.global_prompt).items():
