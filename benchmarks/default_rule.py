@@ -118,7 +118,6 @@ def report(
     fid = [f"{k} − {BASELINE}" for k in FIDELITY]
     head = ["candidate", "NFE / codenoise", "score", f"score − {BASELINE}", *TERMS, *COUNTED, *fid, "rule"]
     out = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
-    eligible = {}
     summary: dict[str, dict] = {}
     for c in candidates:
         ss = [s for s in scen if (c, s) in mean and (BASELINE, s) in mean]
@@ -130,8 +129,6 @@ def report(
         }
         lost = [k for k in FIDELITY if diff[k][0] + diff[k][1] < 0]  # a resolved loss
         nfe_ok = ratios[c][0] <= MAX_NFE
-        if nfe_ok and not lost:
-            eligible[c] = cell["score"][0]
         verdict = (
             "eligible" if nfe_ok and not lost else "over 1.3x" if not lost else "loses " + ", ".join(lost)
         )
@@ -151,6 +148,7 @@ def report(
             )
             + f" | {verdict} |"
         )
+    eligible = {c: v["score"] for c, v in summary.items() if v["rule"] == "eligible"}
     n = len({s for _, s in mean})
     ranked = sorted(eligible, key=eligible.get, reverse=True)
     out += ["", f"{n} scenarios; eligible, best first: {', '.join(ranked)}"]
@@ -158,7 +156,7 @@ def report(
         a, b = ranked[:2]
         ss = [s for s in scen if (a, s) in mean and (b, s) in mean]
         m, h = interval([mean[(a, s)]["score"] - mean[(b, s)]["score"] for s in ss])
-        out.append(f"winner {a}; {a} − {b}: {m:+.3f} ± {h:.3f}{' *' if abs(m) > h else ''}")
+        out.append(f"winner {a}; {a} − {b}: {_signed((m, h))}")
     return "\n".join(out), summary
 
 
@@ -191,8 +189,7 @@ def choose(judges: dict[str, dict[str, dict]]) -> str:
             np.mean([judges[j][a]["scenarios"][s] - judges[j][b]["scenarios"][s] for j in names])
             for s in sorted(scen)
         ]
-        m, h = interval(per)
-        out.append(f"winner {a}; {a} − {b} (judges averaged): {m:+.3f} ± {h:.3f}{' *' if abs(m) > h else ''}")
+        out.append(f"winner {a}; {a} − {b} (judges averaged): {_signed(interval(per))}")
     return "\n".join(out)
 
 

@@ -313,8 +313,8 @@ def plan_run(scenario: Scenario, backend: Backend, plan: Plan) -> RunPlan:
             "fifo slides a window of the chunk length one latent frame per step; each window takes the "
             "event covering most of it (the chunks above show the same assignment at this stride)"
         )
-    over = layout.starts[-1] + L > layout.latent_frames
     if scenario.method == "extend":
+        over = layout.starts[-1] + L > layout.latent_frames
         notes.append(
             "extend samples these chunks one after another, each holding the frames it shares with "
             "the chunks before (an event's first chunk holds one), one chunk per network call"

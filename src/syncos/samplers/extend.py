@@ -96,16 +96,16 @@ def sample_extend(
         if k == 0:
             x, history = eps0, None  # as every sampler starts: the initial noise itself
         t, a, s, _, _ = run.coefficients(k)
-        x = x.clone()
         with run.stage("stage1"):
             if clean and c:
-                shown = x.clone()
+                shown = x.clone()  # x itself keeps the step's values of the held frames
                 shown.narrow(fa, 0, c).copy_(a0 * known + s0 * eps0.narrow(fa, 0, c))
                 tt = torch.full((1, L), t)
                 tt[:, :c] = 0.0
                 aa, ss = per_frame(a0, a, c, x), per_frame(s0, s, c, x)
                 x0, eps = run.denoiser(shown, tt, aa, ss, [plan.chunk_prompts[j]])
             else:
+                x = x.clone()  # the state the last step returned is not written into
                 x.narrow(fa, 0, c).copy_(a * known + s * eps0.narrow(fa, 0, c))
                 x0, eps = run.denoiser(x, t, a, s, [plan.chunk_prompts[j]])
         x, history = run.step(k, x, x0, eps, history)
